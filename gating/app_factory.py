@@ -1,0 +1,75 @@
+"""create_app(): the Flask application with its services, blueprints and CLI."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from gating import health, jira_events, pull_request_gate
+from gating.db import Database
+from gating.deliveries import DeliveryStore, ThreadProcessor
+from gating.github_gateway import GitHubApp
+from gating.routing import EventRouter
+from gating.services import Services, utcnow
+from gating.settings import Settings
+from gating.webhooks import bp as webhooks_bp
+from jira_client.gateway import JiraGateway
+
+ROUTER = EventRouter(pull_request_gate.router, jira_events.router)
+
+
+def build_services(settings: Settings, **overrides: Any) -> Services:
+    db = overrides.pop("db", None) or Database(settings.database_url)
+    clock = overrides.pop("clock", utcnow)
+    services = Services(
+        settings=settings,
+        db=db,
+        github=overrides.pop("github", None)
+        or GitHubApp(
+            settings.github_app_id,
+            settings.github_private_key,
+            settings.github_api_url,
+            timeout=settings.github_timeout,
+        ),
+        jira=overrides.pop("jira", None)
+        or JiraGateway(
+            settings.jira_url,
+            user=settings.jira_user,
+            token=settings.jira_token,
+            timeout=settings.jira_timeout,
+            cache_ttl=settings.jira_cache_seconds,
+        ),
+        deliveries=DeliveryStore(db, clock),
+        processor=overrides.pop("processor", None) or ThreadProcessor(settings.workers),
+        router=ROUTER,
+        clock=clock,
+    )
+    if overrides:
+        raise TypeError(f"unknown overrides: {sorted(overrides)}")
+    return services
+
+
+def create_app(settings: Settings | None = None, *, check_migrations: bool = True, **overrides: Any) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    settings = settings or Settings.from_env(instance_path=app.instance_path)
+    if settings.database_url.startswith("sqlite:///") and settings.database_url.endswith("countersign.sqlite3"):
+        import os
+
+        os.makedirs(app.instance_path, exist_ok=True)
+    services = build_services(settings, **overrides)
+    if check_migrations:
+        services.db.require_migrated()
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.extensions["countersign"] = services
+    app.register_blueprint(webhooks_bp)
+    app.register_blueprint(health.bp)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(_exc: Exception) -> Any:
+        return jsonify(error=f"body larger than {settings.max_body_bytes} bytes"), 413
+
+    logging.getLogger("gating").setLevel(logging.INFO)
+    return app

@@ -1,0 +1,98 @@
+"""GitHub App authentication and the PyGithub clients the gates use."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import jwt
+from cachetools import TLRUCache
+from github import Auth, Github, GithubException, GithubIntegration, GithubRetry
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Installation tokens last an hour; stop using one five minutes before it ends so that a
+# long evaluation never starts with a token about to expire.
+TOKEN_MARGIN_SECONDS = 300
+
+
+def _retry() -> GithubRetry:
+    # Only reads are retried. PyGithub's default also repeats POST on 5xx, which would create
+    # a second check run (or send a second deployment answer) when the first did go through.
+    return GithubRetry(total=3, backoff_factor=0.2, allowed_methods=frozenset({"GET", "HEAD"}))
+
+
+class GitHubApp:
+    """Signs app JWTs, exchanges them for installation tokens and hands out clients."""
+
+    def __init__(self, app_id: str, private_key: str, api_url: str, *, timeout: float = 15.0) -> None:
+        self.app_id = str(app_id)
+        self._private_key = private_key
+        self.api_url = api_url.rstrip("/")
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        # Expiry per token comes from GitHub's expires_at, not from a fixed TTL.
+        self._tokens: TLRUCache[int, tuple[str, float]] = TLRUCache(
+            maxsize=4096, ttu=lambda _key, value, _now: value[1], timer=time.monotonic
+        )
+
+    def app_jwt(self) -> str:
+        """RS256 JWT for the app: issued 60 s in the past against clock drift, valid for 9 minutes."""
+        now = int(time.time())
+        payload = {"iat": now - 60, "exp": now + 540, "iss": self.app_id}
+        return jwt.encode(payload, self._private_key, algorithm="RS256")
+
+    def installation_token(self, installation_id: int) -> str:
+        with self._lock:
+            cached = self._tokens.get(installation_id)
+        if cached:
+            return cached[0]
+        integration = GithubIntegration(
+            auth=Auth.AppAuthToken(self.app_jwt()), base_url=self.api_url, timeout=int(self.timeout), retry=_retry()
+        )
+        try:
+            grant = integration.get_access_token(installation_id)
+        finally:
+            integration.close()
+        expires_at = grant.expires_at
+        if expires_at.tzinfo is None:
+            expires_at = expires_at.replace(tzinfo=UTC)
+        remaining = (expires_at - datetime.now(UTC)).total_seconds() - TOKEN_MARGIN_SECONDS
+        with self._lock:
+            self._tokens[installation_id] = (grant.token, time.monotonic() + max(remaining, 0))
+        log.info("github.token_issued", extra={"installation_id": installation_id})
+        return grant.token
+
+    def forget_token(self, installation_id: int) -> None:
+        with self._lock:
+            self._tokens.pop(installation_id, None)
+
+    def client(self, installation_id: int) -> Github:
+        return Github(
+            auth=Auth.Token(self.installation_token(installation_id)),
+            base_url=self.api_url,
+            timeout=int(self.timeout),
+            retry=_retry(),
+            per_page=100,
+        )
+
+    def with_installation(self, installation_id: int, work: Callable[[Github], T]) -> T:
+        """Run `work` with an installation client; on 401 get a fresh token and run it once more."""
+        for attempt in (1, 2):
+            client = self.client(installation_id)
+            try:
+                return work(client)
+            except GithubException as exc:
+                if exc.status != 401 or attempt == 2:
+                    raise
+                log.info("github.token_rejected", extra={"installation_id": installation_id})
+                self.forget_token(installation_id)
+            finally:
+                client.close()
+        raise AssertionError("unreachable")

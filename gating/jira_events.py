@@ -1,0 +1,34 @@
+"""Jira deliveries: a ticket changed, so every open PR that references it is evaluated again."""
+
+from __future__ import annotations
+
+import logging
+
+from gating.deliveries import Delivery
+from gating.pull_request_gate import gate_pull_request, pull_requests_for_ticket
+from gating.routing import EventRouter
+from gating.services import Services
+
+log = logging.getLogger(__name__)
+
+router = EventRouter()
+
+
+@router.register("jira:issue_updated")
+@router.register("jira:issue_created")
+@router.register("jira:issue_deleted")
+def on_ticket_changed(delivery: Delivery, services: Services) -> None:
+    """The webhook is only a hint: the PRs are re-evaluated with the ticket read fresh from Jira."""
+    key = ((delivery.payload.get("issue") or {}).get("key") or "").upper()
+    if not key:
+        return
+    services.jira.invalidate(key)
+    failures = []
+    for ref in pull_requests_for_ticket(services, key):
+        try:
+            gate_pull_request(services, ref, fresh=True)
+        except Exception as exc:  # one PR failing must not stop the others
+            log.exception("gate.reevaluation_failed", extra={"ticket": key, "repository": ref.repository})
+            failures.append(f"{ref.repository}#{ref.number}: {exc}")
+    if failures:
+        raise RuntimeError("re-evaluation failed for " + "; ".join(failures))

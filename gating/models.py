@@ -1,0 +1,63 @@
+"""Database tables: webhook deliveries, the ticket -> open PR index and published check runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Delivery(Base):
+    """One webhook delivery, keyed by the sender's id so that a redelivery is recognised."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)  # "github:<X-GitHub-Delivery>"
+    source: Mapped[str] = mapped_column(String(20))
+    event: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str | None] = mapped_column(String(100))
+    payload_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20))  # processing | completed | failed | ignored
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PullRequestTicket(Base):
+    """Which open PRs reference which tickets, so a Jira change re-evaluates the right PRs."""
+
+    __tablename__ = "pull_request_tickets"
+    __table_args__ = (
+        UniqueConstraint("repository", "number", "ticket_key", name="uq_pr_ticket"),
+        Index("ix_pr_ticket_key", "ticket_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    repository: Mapped[str] = mapped_column(String(200))
+    number: Mapped[int] = mapped_column(Integer)
+    ticket_key: Mapped[str] = mapped_column(String(100))
+    installation_id: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CheckRunRecord(Base):
+    """The check run published for a head SHA, and the latest verdict it shows."""
+
+    __tablename__ = "check_runs"
+    __table_args__ = (UniqueConstraint("repository", "head_sha", "check_name", name="uq_check_run"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    repository: Mapped[str] = mapped_column(String(200))
+    head_sha: Mapped[str] = mapped_column(String(64))
+    check_name: Mapped[str] = mapped_column(String(100))
+    check_run_id: Mapped[int] = mapped_column(BigInteger)
+    pull_number: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    title: Mapped[str | None] = mapped_column(Text)
+    evaluated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

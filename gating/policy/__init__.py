@@ -1,0 +1,1 @@
+"""Pure evaluation: facts and policy in, verdicts out. No I/O, no clock."""

@@ -1,0 +1,227 @@
+"""The merge gate's rules: traceability, approval, separation of duties and review."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from gating.policy.config import Policy
+from gating.policy.facts import Commit, GitHubPerson, PullRequestFacts
+from gating.policy.review_freshness import evaluate_review
+from gating.policy.separation_of_duties import check_separation, is_github_itself
+from gating.policy.ticket_approval import evaluate_ticket_approval
+from gating.policy.ticket_keys import find_keys, sort_keys
+from gating.policy.verdict import Finding, Outcome, TicketResult, Verdict
+from jira_client.models import Ticket
+
+
+@dataclass(frozen=True)
+class References:
+    """Which tickets a change names, and where."""
+
+    change_keys: tuple[str, ...]  # from the PR title, branch (and body): they cover every commit
+    commit_keys: Mapping[str, tuple[str, ...]]  # sha -> keys in that commit's own message
+
+    @property
+    def all_keys(self) -> list[str]:
+        keys = set(self.change_keys)
+        for found in self.commit_keys.values():
+            keys.update(found)
+        return sort_keys(keys)
+
+    def commits_referencing(self, key: str, commits: Sequence[Commit]) -> list[Commit]:
+        if key in self.change_keys:
+            return list(commits)
+        return [c for c in commits if key in self.commit_keys.get(c.sha, ())]
+
+
+def collect_references(
+    policy: Policy, *, title: str = "", branch: str = "", body: str = "", commits: Sequence[Commit] = ()
+) -> References:
+    """Keys from each configured source; branch names match case-insensitively (feature/pay-101-x)."""
+    sources = set(policy.key_sources)
+    change: list[str] = []
+    if "title" in sources:
+        change.extend(find_keys(title, policy.projects))
+    if "branch" in sources:
+        change.extend(find_keys(branch, policy.projects, ignore_case=True))
+    if "body" in sources:
+        change.extend(find_keys(body, policy.projects))
+    commit_keys = {c.sha: find_keys(c.message, policy.projects) for c in commits} if "commits" in sources else {}
+    return References(tuple(dict.fromkeys(change)), commit_keys)
+
+
+def known_emails(commits: Iterable[Commit]) -> dict[str, frozenset[str]]:
+    """E-mails GitHub linked to a login on commits: GitHub verified them for that account."""
+    emails: dict[str, set[str]] = {}
+    for commit in commits:
+        for person in (commit.author, commit.committer):
+            if person.login and person.email and not is_github_itself(person):
+                emails.setdefault(person.login, set()).add(person.email)
+    return {login: frozenset(found) for login, found in emails.items()}
+
+
+def evaluate_tickets(
+    references: References,
+    commits: Sequence[Commit],
+    tickets: Mapping[str, Ticket],
+    unknown: Iterable[str],
+    jira_error: str | None,
+    policy: Policy,
+    *,
+    people: Sequence[tuple[str, GitHubPerson]] = (),
+    emergency: bool = False,
+    now: datetime,
+) -> tuple[TicketResult, ...]:
+    """One result per referenced ticket: approved, by someone who is none of the change's people."""
+    unknown = set(unknown)
+    emails = known_emails(commits)
+    deadline = now + timedelta(hours=policy.retroactive_deadline_hours)
+    results = []
+    for key in references.all_keys:
+        if jira_error:
+            results.append(
+                TicketResult(key, None, None, (), None, Outcome.ERROR, (f"{key} could not be read: {jira_error}",))
+            )
+            continue
+        if key in unknown or key not in tickets:
+            reason = f"{key} does not exist in Jira, or Countersign's Jira user cannot see it; fix the reference"
+            results.append(TicketResult(key, None, None, (), None, Outcome.FAILED, (reason,)))
+            continue
+        ticket = tickets[key]
+        is_emergency = emergency or ticket.issue_type in policy.emergency_issue_types
+        outcome, reasons, approvers, approved_at = _evaluate_one(
+            key, ticket, references, commits, policy, people, emails
+        )
+        if outcome is not Outcome.PASSED and is_emergency:
+            outcome = Outcome.EMERGENCY
+            reasons = (
+                f"{key} is an emergency change: it may ship now, but needs approval by someone other than "
+                f"the authors by {deadline:%Y-%m-%d %H:%M} UTC ({'; '.join(reasons)})",
+            )
+        results.append(TicketResult(key, ticket.url, ticket.status, approvers, approved_at, outcome, reasons))
+    return tuple(results)
+
+
+def _evaluate_one(
+    key: str,
+    ticket: Ticket,
+    references: References,
+    commits: Sequence[Commit],
+    policy: Policy,
+    people: Sequence[tuple[str, GitHubPerson]],
+    emails: Mapping[str, frozenset[str]],
+) -> tuple[Outcome, tuple[str, ...], tuple[str, ...], datetime | None]:
+    result = evaluate_ticket_approval(ticket, policy)
+    if result.approval is None:
+        return Outcome.FAILED, (result.problem or f"{key} is not approved",), (), None
+    approval = result.approval
+    involved = list(people)
+    for commit in references.commits_referencing(key, commits):
+        involved.append((f"the author of {commit.short_sha}", commit.author))
+        involved.append((f"the committer of {commit.short_sha}", commit.committer))
+    reasons: list[str] = []
+    for approver in approval.approvers:
+        conflicts, unresolved = check_separation(approver, involved, policy.identities, emails)
+        reasons.extend(f"{key}: {c}; ask someone else to approve it" for c in conflicts)
+        reasons.extend(f"{key}: {u}" for u in unresolved)
+    labels = tuple(a.label() for a in approval.approvers)
+    outcome = Outcome.FAILED if reasons else Outcome.PASSED
+    return outcome, tuple(reasons), labels, approval.approved_at
+
+
+def uncovered_commits(references: References, commits: Sequence[Commit], policy: Policy) -> tuple[Commit, ...]:
+    """Commits that name no ticket and belong to no change that does (exempt bots aside)."""
+    if references.change_keys:
+        return ()
+    return tuple(c for c in commits if not references.commit_keys.get(c.sha) and not policy.is_exempt(c.author.login))
+
+
+def evaluate_pull_request(facts: PullRequestFacts, policy: Policy) -> Verdict:
+    """The merge gate: every commit traceable, every ticket approved by a non-author, review if required."""
+    references = collect_references(
+        policy, title=facts.title, branch=facts.head_ref, body=facts.body, commits=facts.commits
+    )
+    emergency = policy.emergency_label in facts.labels
+    people = [("the PR author", GitHubPerson(login=facts.author))] if facts.author else []
+    tickets = evaluate_tickets(
+        references,
+        facts.commits,
+        facts.tickets,
+        facts.unknown_tickets,
+        facts.jira_error,
+        policy,
+        people=people,
+        emergency=emergency,
+        now=facts.evaluated_at,
+    )
+    findings: list[Finding] = []
+    uncovered = uncovered_commits(references, facts.commits, policy)
+    if uncovered:
+        listed = ", ".join(f"{c.short_sha} ({c.headline[:60]})" for c in uncovered[:10])
+        more = f" and {len(uncovered) - 10} more" if len(uncovered) > 10 else ""
+        findings.append(
+            Finding(
+                "traceability",
+                Outcome.FAILED,
+                f"{len(uncovered)} commit(s) name no Jira ticket",
+                (
+                    f"commits {listed}{more} name no Jira ticket; put a key such as PAY-123 in the PR title, "
+                    "the branch name or each commit message",
+                ),
+            )
+        )
+    elif not references.all_keys and facts.commits and not all(policy.is_exempt(c.author.login) for c in facts.commits):
+        findings.append(Finding("traceability", Outcome.FAILED, "no Jira ticket referenced"))
+    if policy.require_review and facts.number is not None:
+        excluded = {facts.author.casefold()} | {
+            p.login.casefold() for c in facts.commits for p in (c.author, c.committer) if p.login
+        }
+        problem = evaluate_review(facts.reviews, facts.head_sha, excluded)
+        findings.append(
+            Finding("review", Outcome.FAILED if problem else Outcome.PASSED, problem or "approved by a reviewer")
+        )
+    return make_verdict(tickets, findings, uncovered, len(facts.commits), facts.evaluated_at)
+
+
+def make_verdict(
+    tickets: Sequence[TicketResult],
+    findings: Sequence[Finding],
+    uncovered: Sequence[Commit],
+    commit_count: int,
+    now: datetime,
+) -> Verdict:
+    outcomes = [t.outcome for t in tickets] + [f.outcome for f in findings] + [Outcome.PASSED]
+    outcome = max(outcomes)
+    verdict = Verdict(outcome, "", tuple(tickets), tuple(findings), tuple(uncovered), commit_count, now)
+    return Verdict(
+        outcome, _title(verdict), verdict.tickets, verdict.findings, verdict.uncovered_commits, commit_count, now
+    )
+
+
+def error_verdict(rule: str, summary: str, reason: str, now: datetime) -> Verdict:
+    """A verdict for when the gate could not evaluate (bad config, GitHub unreachable): it blocks."""
+    return make_verdict((), (Finding(rule, Outcome.ERROR, summary, (reason,)),), (), 0, now)
+
+
+def _title(verdict: Verdict) -> str:
+    """One line that says what to do next."""
+    if verdict.outcome is Outcome.ERROR:
+        errors = [f for f in verdict.findings if f.outcome is Outcome.ERROR]
+        if errors:
+            return f"{errors[0].summary}: {(errors[0].reasons or ('',))[0]}"[:200]
+        return "Jira could not be reached; re-run this check once it is back"
+    if verdict.outcome is Outcome.FAILED:
+        reasons = [r for r in verdict.reasons() if r]
+        first = reasons[0] if reasons else "a rule failed"
+        if len(reasons) == 1:
+            return first[:200]
+        return f"{len(reasons)} problems; first: {first}"[:200]
+    if verdict.outcome is Outcome.EMERGENCY:
+        pending = [t.key for t in verdict.tickets if t.outcome is Outcome.EMERGENCY]
+        return f"Emergency change: get {', '.join(pending)} approved in Jira by someone other than the authors"[:200]
+    count = len(verdict.tickets)
+    if count == 0:
+        return "Nothing to approve: every commit is by an exempt author"
+    return f"{count} ticket{'s' if count != 1 else ''} approved by someone other than the authors"

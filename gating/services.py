@@ -1,0 +1,30 @@
+"""The long-lived collaborators a request or job needs, built once per app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from gating.db import Database
+from gating.deliveries import DeliveryStore, Processor
+from gating.github_gateway import GitHubApp
+from gating.routing import EventRouter
+from gating.settings import Settings
+from jira_client.gateway import JiraGateway
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    github: GitHubApp
+    jira: JiraGateway
+    deliveries: DeliveryStore
+    processor: Processor
+    router: EventRouter
+    clock: Callable[[], datetime] = utcnow

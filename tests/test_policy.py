@@ -1,0 +1,171 @@
+"""The merge gate's rules as pure functions: facts in, the exact verdict users read out."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from builders import ALICE, BOB, JIRA_ALICE, JIRA_BOB, JIRA_CAROL, a_commit, a_ticket, pr_facts
+
+from gating.policy.config import build_policy
+from gating.policy.facts import GitHubPerson, Review
+from gating.policy.pull_request import evaluate_pull_request
+from gating.policy.ticket_keys import find_keys
+from gating.policy.verdict import Outcome
+from jira_client.models import JiraUser
+
+POLICY = build_policy()
+
+
+def test_keys_are_found_in_order_and_filtered_by_project() -> None:
+    assert find_keys("PAY-1 and OPS-22, again PAY-1") == ("PAY-1", "OPS-22")
+    assert find_keys("PAY-1 and OPS-22", ["OPS"]) == ("OPS-22",)
+    assert find_keys("XPAY-1 PAY-12x PAY-123") == ("XPAY-1", "PAY-12", "PAY-123")
+    assert find_keys("pay-101 lower case") == ()
+    assert find_keys("feature/pay-101-refunds", ignore_case=True) == ("PAY-101",)
+
+
+def test_approved_ticket_by_someone_else_passes() -> None:
+    verdict = evaluate_pull_request(pr_facts(tickets=(a_ticket("PAY-1"),)), POLICY)
+    assert verdict.outcome is Outcome.PASSED
+    assert verdict.title == "1 ticket approved by someone other than the authors"
+    assert verdict.tickets[0].approvers == ("Carol Approver",)
+
+
+def test_unapproved_ticket_fails_naming_status_and_fix() -> None:
+    verdict = evaluate_pull_request(pr_facts(tickets=(a_ticket("PAY-1", status="In Progress"),)), POLICY)
+    assert verdict.outcome is Outcome.FAILED
+    assert verdict.title == "PAY-1 is In Progress; it needs to be moved to Approved in Jira"
+
+
+def test_self_approval_fails_separation_of_duties_by_email() -> None:
+    verdict = evaluate_pull_request(pr_facts(tickets=(a_ticket("PAY-1", approver=JIRA_ALICE),)), POLICY)
+    assert verdict.outcome is Outcome.FAILED
+    assert "PAY-1: Alice Author approved it but is also the PR author; ask someone else to approve it" in (
+        verdict.reasons()
+    )
+
+
+def test_committer_who_approved_fails_even_when_someone_else_opened_the_pr() -> None:
+    commit = a_commit("PAY-1 tweak", author=ALICE, committer=BOB)
+    facts = pr_facts(title="refunds", commits=(commit,), tickets=(a_ticket("PAY-1", approver=JIRA_BOB),))
+    verdict = evaluate_pull_request(facts, POLICY)
+    assert verdict.outcome is Outcome.FAILED
+    assert f"the committer of {commit.short_sha}" in verdict.title
+
+
+def test_identity_mapping_beats_email_and_hidden_email_fails_closed() -> None:
+    hidden = JiraUser(account_id="acc-x", display_name="Mystery Person")  # Cloud hid the e-mail
+    verdict = evaluate_pull_request(pr_facts(tickets=(a_ticket("PAY-1", approver=hidden),)), POLICY)
+    assert verdict.outcome is Outcome.FAILED
+    assert "add `alice: <Jira accountId, username or e-mail>` under `identities`" in verdict.title
+    mapped = build_policy({"identities": {"alice": "acc-alice"}})
+    assert evaluate_pull_request(pr_facts(tickets=(a_ticket("PAY-1", approver=hidden),)), mapped).passed
+    same = build_policy({"identities": {"alice": "acc-x"}})
+    assert not evaluate_pull_request(pr_facts(tickets=(a_ticket("PAY-1", approver=hidden),)), same).passed
+
+
+def test_commit_with_no_ticket_fails_when_the_pr_names_none() -> None:
+    first, second = a_commit("PAY-1 start"), a_commit("tidy up")
+    verdict = evaluate_pull_request(
+        pr_facts(title="refunds", commits=(first, second), tickets=(a_ticket("PAY-1"),)), POLICY
+    )
+    assert verdict.outcome is Outcome.FAILED
+    assert verdict.uncovered_commits == (second,)
+    assert verdict.title.startswith(f"commits {second.short_sha} (tidy up) name no Jira ticket")
+
+
+def test_pr_title_covers_every_commit_and_exempt_bots_need_no_ticket() -> None:
+    facts = pr_facts(commits=(a_commit("tidy"), a_commit("more")), tickets=(a_ticket("PAY-1"),))
+    assert evaluate_pull_request(facts, POLICY).passed
+    bot = GitHubPerson(login="dependabot[bot]", email="bot@example.com")
+    facts = pr_facts(title="Bump lib", commits=(a_commit("Bump lib", author=bot),), author="dependabot[bot]")
+    verdict = evaluate_pull_request(facts, POLICY)
+    assert verdict.passed
+    assert verdict.title == "Nothing to approve: every commit is by an exempt author"
+
+
+def test_no_ticket_at_all_fails() -> None:
+    verdict = evaluate_pull_request(pr_facts(title="refunds", commits=(a_commit("tidy"),)), POLICY)
+    assert verdict.outcome is Outcome.FAILED
+
+
+def test_unknown_ticket_is_named() -> None:
+    verdict = evaluate_pull_request(pr_facts(title="PAY-404 gone", unknown=frozenset({"PAY-404"})), POLICY)
+    assert (
+        verdict.title == "PAY-404 does not exist in Jira, or Countersign's Jira user cannot see it; fix the reference"
+    )
+
+
+def test_jira_error_blocks_and_says_to_rerun() -> None:
+    verdict = evaluate_pull_request(pr_facts(jira_error="Jira did not answer"), POLICY)
+    assert verdict.outcome is Outcome.ERROR
+    assert not verdict.passed
+
+
+def test_reopened_after_approval_needs_new_approval() -> None:
+    ticket = a_ticket("PAY-1", status="Reopened")
+    assert not evaluate_pull_request(pr_facts(tickets=(ticket,)), POLICY).passed
+
+
+def test_review_required_and_invalidated_by_a_later_push() -> None:
+    policy = build_policy({"pull_requests": {"require_review": True}})
+    facts = pr_facts(tickets=(a_ticket("PAY-1"),))
+    stale = Review("carol", "APPROVED", "0" * 40, None)
+    commits = facts.commits
+    verdict = evaluate_pull_request(pr_facts(commits=commits, tickets=(a_ticket("PAY-1"),), reviews=(stale,)), policy)
+    assert verdict.title == (
+        f"approving reviews by carol (on 0000000) predate the latest push {facts.head_sha[:7]}; ask for a new review"
+    )
+    fresh = Review("carol", "APPROVED", commits[-1].sha, None)
+    assert evaluate_pull_request(
+        pr_facts(commits=commits, tickets=(a_ticket("PAY-1"),), reviews=(fresh,)), policy
+    ).passed
+    own = Review("alice", "APPROVED", commits[-1].sha, None)
+    assert not evaluate_pull_request(
+        pr_facts(commits=commits, tickets=(a_ticket("PAY-1"),), reviews=(own,)), policy
+    ).passed
+
+
+def test_emergency_label_passes_unapproved_ticket_as_emergency() -> None:
+    facts = pr_facts(tickets=(a_ticket("PAY-1", status="In Progress"),), labels=("emergency",))
+    verdict = evaluate_pull_request(facts, POLICY)
+    assert verdict.outcome is Outcome.EMERGENCY
+    assert verdict.passed
+    assert "by 2026-12-03 12:00 UTC" in verdict.tickets[0].reasons[0]
+
+
+def test_jsm_approval_source() -> None:
+    from datetime import UTC, datetime
+
+    from jira_client.models import JsmApprovalDecision
+
+    policy = build_policy({"jira": {"approval_source": "jsm"}})
+    ticket = a_ticket("PAY-1")
+    decision = JsmApprovalDecision(
+        "1",
+        "Change approval",
+        "approved",
+        ((JIRA_CAROL, "approved"), (JIRA_BOB, "pending")),
+        datetime(2026, 11, 29, tzinfo=UTC),
+    )
+    from dataclasses import replace
+
+    verdict = evaluate_pull_request(pr_facts(tickets=(replace(ticket, jsm_approvals=(decision,)),)), policy)
+    assert verdict.passed
+    assert verdict.tickets[0].approvers == ("Carol Approver",)
+    assert not evaluate_pull_request(pr_facts(tickets=(replace(ticket, jsm_approvals=()),)), policy).passed
+
+
+def test_core_does_no_io() -> None:
+    forbidden = {"flask", "github", "jira", "sqlalchemy", "requests"}
+    for path in Path("gating/policy").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in forbidden, f"{path} imports {name}"
