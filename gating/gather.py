@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from github import GithubException, UnknownObjectException
@@ -33,32 +32,38 @@ def read_file(repo: Repository, path: str) -> str | None:
 
 def gather_policy(github: Any, repository: str) -> Policy:
     """The repository's policy over its organisation's defaults. Raises PolicyError."""
-    repo_text = read_file(github.get_repo(repository, lazy=True), CONFIG_PATH)
+    repo_text = read_file(github.get_repo(repository), CONFIG_PATH)
     owner, name = repository.split("/", 1)
     org_text = None
     if name != ".github":
         try:
-            org_text = read_file(github.get_repo(f"{owner}/.github", lazy=True), CONFIG_PATH)
+            org_text = read_file(github.get_repo(f"{owner}/.github"), CONFIG_PATH)
         except GithubException as exc:
             if exc.status != 403:  # no access to the org's .github repository: no org defaults
                 raise
     return parse_policy(repo_text, org_text, org_source=f"{owner}/.github:{CONFIG_PATH}")
 
 
-def person(git_person: dict[str, Any] | None, account: dict[str, Any] | None) -> GitHubPerson:
-    git_person = git_person or {}
-    return GitHubPerson(login=(account or {}).get("login"), name=git_person.get("name"), email=git_person.get("email"))
+def _person(git_person: Any, account: Any) -> GitHubPerson:
+    return GitHubPerson(
+        login=account.login if account is not None else None,
+        name=git_person.name if git_person is not None else None,
+        email=git_person.email if git_person is not None else None,
+    )
 
 
-def commit_from_raw(raw: dict[str, Any]) -> Commit:
-    """A commit from the REST shape; reads raw data so that PyGithub never lazily fetches more."""
-    inner = raw.get("commit") or {}
+def commit_from_api(commit: Any) -> Commit:
+    """A commit from PyGithub, reading only attributes the list response carries.
+
+    (`raw_data` would make PyGithub fetch each commit again: 300 commits, 300 requests.)
+    """
+    inner = commit.commit
     return Commit(
-        sha=raw["sha"],
-        message=inner.get("message") or "",
-        author=person(inner.get("author"), raw.get("author")),
-        committer=person(inner.get("committer"), raw.get("committer")),
-        parents=tuple(p["sha"] for p in raw.get("parents") or ()),
+        sha=commit.sha,
+        message=inner.message or "",
+        author=_person(inner.author, commit.author),
+        committer=_person(inner.committer, commit.committer),
+        parents=tuple(p.sha for p in commit.parents),
     )
 
 
@@ -68,23 +73,19 @@ def gather_commits(repo: Repository, base: str, head: str) -> tuple[Commit, ...]
     The pull request commits endpoint stops at 250 commits; compare pages go further.
     """
     comparison = repo.compare(base, head, comparison_commits_per_page=COMPARE_PAGE_SIZE)
-    return tuple(commit_from_raw(c.raw_data) for c in comparison.commits)
+    return tuple(commit_from_api(c) for c in comparison.commits)
 
 
 def gather_reviews(pull: Any) -> tuple[Review, ...]:
-    reviews = []
-    for review in pull.get_reviews():
-        raw = review.raw_data
-        submitted = raw.get("submitted_at")
-        reviews.append(
-            Review(
-                login=(raw.get("user") or {}).get("login") or "",
-                state=raw.get("state") or "",
-                commit_id=raw.get("commit_id"),
-                submitted_at=datetime.fromisoformat(submitted.replace("Z", "+00:00")) if submitted else None,
-            )
+    return tuple(
+        Review(
+            login=review.user.login if review.user is not None else "",
+            state=review.state or "",
+            commit_id=review.commit_id,
+            submitted_at=review.submitted_at,
         )
-    return tuple(reviews)
+        for review in pull.get_reviews()
+    )
 
 
 def gather_tickets(

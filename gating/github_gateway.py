@@ -9,7 +9,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-import jwt
 from cachetools import TLRUCache
 from github import Auth, Github, GithubException, GithubIntegration, GithubRetry
 
@@ -33,9 +32,10 @@ class GitHubApp:
 
     def __init__(self, app_id: str, private_key: str, api_url: str, *, timeout: float = 15.0) -> None:
         self.app_id = str(app_id)
-        self._private_key = private_key
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
+        # Issued 60 s in the past against clock drift, valid for 9 minutes (GitHub allows 10).
+        self._app_auth = Auth.AppAuth(self.app_id, private_key, jwt_expiry=540, jwt_issued_at=-60)
         self._lock = threading.Lock()
         # Expiry per token comes from GitHub's expires_at, not from a fixed TTL.
         self._tokens: TLRUCache[int, tuple[str, float]] = TLRUCache(
@@ -43,10 +43,8 @@ class GitHubApp:
         )
 
     def app_jwt(self) -> str:
-        """RS256 JWT for the app: issued 60 s in the past against clock drift, valid for 9 minutes."""
-        now = int(time.time())
-        payload = {"iat": now - 60, "exp": now + 540, "iss": self.app_id}
-        return jwt.encode(payload, self._private_key, algorithm="RS256")
+        """RS256 JWT for the app (signed with pyjwt by PyGithub's AppAuth)."""
+        return self._app_auth.create_jwt()
 
     def installation_token(self, installation_id: int) -> str:
         with self._lock:
@@ -54,7 +52,7 @@ class GitHubApp:
         if cached:
             return cached[0]
         integration = GithubIntegration(
-            auth=Auth.AppAuthToken(self.app_jwt()), base_url=self.api_url, timeout=int(self.timeout), retry=_retry()
+            auth=self._app_auth, base_url=self.api_url, timeout=int(self.timeout), retry=_retry()
         )
         try:
             grant = integration.get_access_token(installation_id)
@@ -80,6 +78,7 @@ class GitHubApp:
             timeout=int(self.timeout),
             retry=_retry(),
             per_page=100,
+            lazy=True,  # build objects from known URLs; fetch only what is read
         )
 
     def with_installation(self, installation_id: int, work: Callable[[Github], T]) -> T:

@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from github import Github, GithubException
+from github import Github, GithubException, UnknownObjectException
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
@@ -104,7 +104,7 @@ def on_merge_group(delivery: Delivery, services: Services) -> None:
 
 
 def _open_pulls_with_head(gh: Github, repository: str, head_sha: str) -> list[int]:
-    repo = gh.get_repo(repository, lazy=True)
+    repo = gh.get_repo(repository)
     return [p.number for p in repo.get_pulls(state="open") if p.raw_data["head"]["sha"] == head_sha]
 
 
@@ -115,7 +115,7 @@ def gate_pull_request(services: Services, ref: PullRequestRef, *, fresh: bool = 
 
 
 def _gate(services: Services, gh: Github, ref: PullRequestRef, *, fresh: bool, new_run: bool) -> None:
-    repo = gh.get_repo(ref.repository, lazy=True)
+    repo = gh.get_repo(ref.repository)
     pull = repo.get_pull(ref.number)  # always the current head: deliveries arrive out of order
     raw = pull.raw_data
     if raw.get("state") != "open":
@@ -135,7 +135,7 @@ def _gate(services: Services, gh: Github, ref: PullRequestRef, *, fresh: bool, n
             return
         run_id = _start_check_run(services, repo, ref.repository, head_sha, policy.check_name, ref.number, new_run)
         try:
-            facts = _gather_pull_request_facts(services, gh, repo, pull, policy, fresh=fresh)
+            facts = _gather_pull_request_facts(services, ref.repository, repo, pull, policy, fresh=fresh)
             verdict = evaluate_pull_request(facts, policy)
         except GithubException as exc:
             # Reading GitHub failed mid-way: say so on the check, and let a redelivery try again.
@@ -162,7 +162,7 @@ def _gate(services: Services, gh: Github, ref: PullRequestRef, *, fresh: bool, n
 
 
 def _gather_pull_request_facts(
-    services: Services, gh: Github, repo: Any, pull: Any, policy: Policy, *, fresh: bool
+    services: Services, repository: str, repo: Any, pull: Any, policy: Policy, *, fresh: bool
 ) -> PullRequestFacts:
     raw = pull.raw_data
     commits = gather_commits(repo, raw["base"]["sha"], raw["head"]["sha"])
@@ -172,7 +172,7 @@ def _gather_pull_request_facts(
     lookup, jira_error = gather_tickets(services.jira, references.all_keys, policy, fresh=fresh)
     reviews = gather_reviews(pull) if policy.require_review else ()
     return PullRequestFacts(
-        repository=repo.full_name,
+        repository=repository,
         number=raw["number"],
         title=raw.get("title") or "",
         body=raw.get("body") or "",
@@ -193,7 +193,7 @@ _QUEUE_REF = re.compile(r"/pr-(\d+)-")
 
 
 def _gate_merge_group(services: Services, gh: Github, repository: str, group: dict[str, Any]) -> None:
-    repo = gh.get_repo(repository, lazy=True)
+    repo = gh.get_repo(repository)
     head_sha = group["head_sha"]
     with _lock_for(repository, head_sha):
         try:
@@ -209,7 +209,7 @@ def _gate_merge_group(services: Services, gh: Github, repository: str, group: di
             # The queue branch names the PR the group was made for; its title and branch cover
             # the commits like they do on the PR itself.
             match = _QUEUE_REF.search(group.get("head_ref") or "")
-            pull = repo.get_pull(int(match.group(1))).raw_data if match else None
+            pull = _pull_or_none(repo, int(match.group(1))) if match else None
             references = collect_references(
                 policy,
                 title=(pull or {}).get("title") or "",
@@ -245,6 +245,13 @@ def _gate_merge_group(services: Services, gh: Github, repository: str, group: di
             _complete_check_run(services, repo, repository, head_sha, policy.check_name, run_id, verdict)
             raise
         _complete_check_run(services, repo, repository, head_sha, policy.check_name, run_id, verdict)
+
+
+def _pull_or_none(repo: Any, number: int) -> dict[str, Any] | None:
+    try:
+        return repo.get_pull(number).raw_data
+    except UnknownObjectException:
+        return None
 
 
 def _start_check_run(

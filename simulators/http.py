@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs
 
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -126,7 +127,9 @@ class ServerHandle:
         self._server: BaseWSGIServer = make_server("127.0.0.1", port, app, threaded=True)
         self.port = self._server.server_port
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"sim-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=lambda: self._server.serve_forever(poll_interval=0.05), name=f"sim-{self.port}", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

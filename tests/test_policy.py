@@ -39,10 +39,13 @@ def test_unapproved_ticket_fails_naming_status_and_fix() -> None:
 
 
 def test_self_approval_fails_separation_of_duties_by_email() -> None:
-    verdict = evaluate_pull_request(pr_facts(tickets=(a_ticket("PAY-1", approver=JIRA_ALICE),)), POLICY)
+    facts = pr_facts(tickets=(a_ticket("PAY-1", approver=JIRA_ALICE),))
+    sha = facts.commits[0].short_sha
+    verdict = evaluate_pull_request(facts, POLICY)
     assert verdict.outcome is Outcome.FAILED
-    assert "PAY-1: Alice Author approved it but is also the PR author; ask someone else to approve it" in (
-        verdict.reasons()
+    assert verdict.reasons() == (
+        f"PAY-1: Alice Author approved it but is also the PR author, the author of {sha} and the committer of {sha}; "
+        "ask someone else to approve it",
     )
 
 
@@ -56,9 +59,15 @@ def test_committer_who_approved_fails_even_when_someone_else_opened_the_pr() -> 
 
 def test_identity_mapping_beats_email_and_hidden_email_fails_closed() -> None:
     hidden = JiraUser(account_id="acc-x", display_name="Mystery Person")  # Cloud hid the e-mail
-    verdict = evaluate_pull_request(pr_facts(tickets=(a_ticket("PAY-1", approver=hidden),)), POLICY)
+    facts = pr_facts(tickets=(a_ticket("PAY-1", approver=hidden),))
+    sha = facts.commits[0].short_sha
+    verdict = evaluate_pull_request(facts, POLICY)
     assert verdict.outcome is Outcome.FAILED
-    assert "add `alice: <Jira accountId, username or e-mail>` under `identities`" in verdict.title
+    assert verdict.reasons() == (
+        "PAY-1: cannot tell whether Jira user Mystery Person (acc-x) is GitHub user alice (the PR author, "
+        f"the author of {sha} and the committer of {sha}); add `alice: <Jira accountId, username or e-mail>` "
+        "under `identities` in .github/countersign.yml",
+    )
     mapped = build_policy({"identities": {"alice": "acc-alice"}})
     assert evaluate_pull_request(pr_facts(tickets=(a_ticket("PAY-1", approver=hidden),)), mapped).passed
     same = build_policy({"identities": {"alice": "acc-x"}})

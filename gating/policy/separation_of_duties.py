@@ -50,31 +50,42 @@ def check_separation(
     identities: Mapping[str, str],
     known_emails: Mapping[str, frozenset[str]],
 ) -> tuple[list[str], list[str]]:
-    """Conflicts and unresolved identities for one approver against (role, person) pairs."""
-    conflicts: list[str] = []
-    unresolved: list[str] = []
-    seen: set[tuple[str, str]] = set()
+    """Conflicts and unresolved identities for one approver against (role, person) pairs.
+
+    Each comes back once, naming every role the person holds, so the reader sees one line per problem.
+    """
+    conflict_roles: list[str] = []
+    unresolved: dict[str, list[str]] = {}
     for role, person in people:
         if is_github_itself(person):
             continue
-        marker = (role, person.label())
-        if marker in seen:
-            continue
-        seen.add(marker)
         verdict = same_person(person, approver, identities, known_emails)
-        if verdict is True:
-            conflicts.append(f"{approver.label()} approved it but is also {role}")
+        if verdict is True and role not in conflict_roles:
+            conflict_roles.append(role)
         elif verdict is None:
-            ident = approver.account_id or approver.name or approver.email or approver.label()
-            if person.login:
-                unresolved.append(
-                    f"cannot tell whether Jira user {approver.label()} ({ident}) is GitHub user {person.login} "
-                    f"({role}); add `{person.login}: <Jira accountId, username or e-mail>` under `identities` "
-                    f"in .github/countersign.yml"
-                )
-            else:
-                unresolved.append(
-                    f"cannot tell whether Jira user {approver.label()} ({ident}) is {person.label()} ({role}), "
-                    "who has no GitHub account; map the approver under `identities`"
-                )
-    return conflicts, unresolved
+            roles = unresolved.setdefault(person.login or person.label(), [])
+            if role not in roles:
+                roles.append(role)
+    conflicts = [f"{approver.label()} approved it but is also {_join(conflict_roles)}"] if conflict_roles else []
+    ident = approver.account_id or approver.name or approver.email or approver.label()
+    problems = []
+    for who, roles in unresolved.items():
+        if "@" in who or " " in who:
+            problems.append(
+                f"cannot tell whether Jira user {approver.label()} ({ident}) is {who} ({_join(roles)}), "
+                "who has no GitHub account; map the approver under `identities`"
+            )
+        else:
+            problems.append(
+                f"cannot tell whether Jira user {approver.label()} ({ident}) is GitHub user {who} ({_join(roles)}); "
+                f"add `{who}: <Jira accountId, username or e-mail>` under `identities` in .github/countersign.yml"
+            )
+    return conflicts, problems
+
+
+def _join(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    if len(items) > 4:
+        items = [*items[:3], f"{len(items) - 3} more"]
+    return ", ".join(items[:-1]) + " and " + items[-1]

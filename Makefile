@@ -1,0 +1,42 @@
+# Two commands: `make run` (the demo, no credentials) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -c 'import sys; sys.exit("Countersign needs Python 3.11 or newer" if sys.version_info < (3, 11) else 0)'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/countersign demo
+
+# The suite runs on SQLite, then again on PostgreSQL when TEST_DATABASE_URL is set.
+test: $(STAMP) node_modules/.installed lint
+	$(BIN)/pytest
+	@if [ -n "$$TEST_DATABASE_URL" ]; then \
+		echo "== the suite again on PostgreSQL ($$TEST_DATABASE_URL)"; \
+		COUNTERSIGN_TEST_DB=postgresql $(BIN)/pytest; \
+	else \
+		echo "== TEST_DATABASE_URL is not set: PostgreSQL was not tested (e.g. postgresql+psycopg://postgres@127.0.0.1/test)"; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: $(STAMP)
+	$(BIN)/python bench/pr_gate.py
+
+clean:
+	rm -rf $(VENV) node_modules instance
