@@ -887,7 +887,8 @@ class GitHubSimulator:
     def _pulls_for_sha(self, repo: _Repo, sha: str, *, minimal: bool) -> list[dict[str, Any]]:
         found = []
         for pr in repo.pulls.values():
-            if pr.state != "open":
+            # Check runs name the open PRs whose head is the commit; the commit's PR listing names closed ones too.
+            if minimal and pr.state != "open":
                 continue
             head_sha = self._head_sha(repo, pr)
             if head_sha == sha or (not minimal and sha in self._only_in(repo, head_sha, repo.branches[pr.base_ref])):

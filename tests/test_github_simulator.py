@@ -301,6 +301,7 @@ def test_pull_requests_list_by_state_and_commit(sim: GitHubSimulator) -> None:
     assert [p.number for p in repo.get_pulls(state="open")] == [first]
     assert [p.number for p in repo.get_pulls(state="all")] == [second, first]
     assert [p.number for p in repo.get_commit(sha).get_pulls()] == [first]
+    assert [p.state for p in repo.get_commit(repo.get_pull(second).head.sha).get_pulls()] == ["closed"]
     pr = repo.get_pull(first)
     assert [label.name for label in pr.labels] == ["emergency"]
     assert (pr.user.login, pr.head.ref, pr.base.ref, pr.head.sha) == ("alice", "one", "main", sha)
