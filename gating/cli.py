@@ -1,17 +1,56 @@
-"""The `countersign` command: demo, db upgrade."""
+"""The `countersign` command: demo, db upgrade, check-settings, verify, checkpoint, token."""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from gating.settings import Settings, SettingsError
 
+if TYPE_CHECKING:
+    from gating.db import Database
+    from gating.ledger import Ledger
+
 
 @click.group(help="Countersign: prove every merge and deployment was approved in Jira.")
 def main() -> None:
     pass
+
+
+def _database_url() -> str:
+    """DATABASE_URL, else the SQLite file in ./instance that the app uses by default."""
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        os.makedirs("instance", exist_ok=True)
+        url = f"sqlite:///{os.path.abspath('instance/countersign.sqlite3')}"
+    return url
+
+
+def _migrated_database() -> Database:
+    from gating.db import Database, NotMigrated
+
+    database = Database(_database_url())
+    try:
+        database.require_migrated()
+    except NotMigrated as exc:
+        database.dispose()
+        raise click.ClickException(str(exc)) from exc
+    return database
+
+
+def _ledger(database: Database) -> Ledger:
+    from gating.ledger import Ledger, LedgerKeyError, signing_key_from_env
+
+    try:
+        return Ledger(database, signing_key_from_env())
+    except LedgerKeyError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.group(help="Database schema.")
@@ -21,15 +60,9 @@ def db() -> None:
 
 @db.command("upgrade", help="Apply database migrations (DATABASE_URL; default: a SQLite file in ./instance).")
 def db_upgrade() -> None:
-    import os
-
     from gating.db import Database
 
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        os.makedirs("instance", exist_ok=True)
-        url = f"sqlite:///{os.path.abspath('instance/countersign.sqlite3')}"
-    database = Database(url)
+    database = Database(_database_url())
     database.upgrade()
     database.dispose()
     click.echo("database is up to date")
@@ -53,6 +86,136 @@ def check_settings() -> None:
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo("settings are valid")
+
+
+@main.command(help="Recompute the evidence ledger's hash chain (and signatures, with COUNTERSIGN_SIGNING_KEY_PATH).")
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Also prove the ledger still extends this checkpoint (catches a truncated tail or a rebuilt chain).",
+)
+@click.option(
+    "--public-key",
+    "public_key_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM Ed25519 public key to check signatures with, instead of the signing key.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def verify(checkpoint_file: Path | None, public_key_file: Path | None, as_json: bool) -> None:
+    from gating.ledger import LedgerKeyError, load_public_key, verify_against_checkpoint
+
+    database = _migrated_database()
+    try:
+        ledger = _ledger(database)
+        try:
+            public_key = load_public_key(public_key_file) if public_key_file else None
+        except (LedgerKeyError, ValueError) as exc:
+            raise click.ClickException(f"{public_key_file}: {exc}") from exc
+        if checkpoint_file is not None:
+            try:
+                checkpoint = json.loads(checkpoint_file.read_text())
+            except ValueError as exc:
+                raise click.ClickException(f"{checkpoint_file} is not a JSON checkpoint: {exc}") from exc
+            if not isinstance(checkpoint, dict):
+                raise click.ClickException(f"{checkpoint_file} is not a JSON checkpoint object")
+            result = verify_against_checkpoint(ledger, checkpoint, public_key)
+        else:
+            result = ledger.verify(public_key)
+    finally:
+        database.dispose()
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    elif result.ok:
+        click.echo(f"ledger OK: {result.count} entries, head {result.head_hash}")
+        click.echo("signatures verified" if result.signatures_checked else "signatures not checked (no key given)")
+        if checkpoint_file is not None:
+            click.echo(f"extends the checkpoint in {checkpoint_file}")
+    else:
+        reason = result.reason or "unknown"
+        if result.first_bad_sequence is None:
+            click.echo(f"ledger BROKEN at the checkpoint: {reason}")
+        else:
+            reason = reason.removeprefix(f"entry {result.first_bad_sequence}: ")
+            click.echo(f"ledger BROKEN at entry {result.first_bad_sequence}: {reason}")
+    sys.exit(0 if result.ok else 1)
+
+
+@main.command(help="Write a checkpoint (entry count and head hash, signed with the ledger key) to keep elsewhere.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True, help="File to write.")
+def checkpoint(output: Path) -> None:
+    from gating.ledger import make_checkpoint
+
+    database = _migrated_database()
+    try:
+        ledger = _ledger(database)
+        # A checkpoint vouches for the chain, so never take one of a chain that does not verify.
+        result = ledger.verify()
+        if not result.ok:
+            raise click.ClickException(f"ledger BROKEN, no checkpoint written: {result.reason}")
+        data = make_checkpoint(ledger, ledger.signing_key)
+    finally:
+        database.dispose()
+    output.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    signed = "signed" if "signature" in data else "UNSIGNED (set COUNTERSIGN_SIGNING_KEY_PATH to sign)"
+    click.echo(f"checkpoint written to {output}: {data['count']} entries, head {data['head_hash']}, {signed}")
+
+
+@main.group(help="API tokens for /api/v1 (stored hashed; shown once).")
+def token() -> None:
+    pass
+
+
+@token.command("create", help="Create a token; it is printed once, on the last line.")
+@click.option("--name", required=True, help="A unique name, e.g. who or what uses it.")
+def token_create(name: str) -> None:
+    from gating.api_auth import TokenError, create_token
+
+    database = _migrated_database()
+    try:
+        value = create_token(database, name, datetime.now(UTC))
+    except TokenError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        database.dispose()
+    click.echo(f"token {name!r} created; it is shown only now, store it safely:")
+    click.echo(value)
+
+
+@token.command("revoke", help="Revoke a token by name; requests carrying it get 401 from now on.")
+@click.argument("name")
+def token_revoke(name: str) -> None:
+    from gating.api_auth import TokenError, revoke_token
+
+    database = _migrated_database()
+    try:
+        revoke_token(database, name, datetime.now(UTC))
+    except TokenError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        database.dispose()
+    click.echo(f"token {name!r} revoked")
+
+
+@token.command("list", help="Token names and dates (never the tokens).")
+def token_list() -> None:
+    from gating.api_auth import list_tokens
+
+    database = _migrated_database()
+    try:
+        tokens = list_tokens(database)
+    finally:
+        database.dispose()
+    if not tokens:
+        click.echo("no tokens (create one with `countersign token create --name NAME`)")
+    for info in tokens:
+        state = f"revoked {_date(info.revoked_at)}" if info.revoked_at else "active"
+        click.echo(f"{info.name}\tcreated {_date(info.created_at)}\t{state}")
+
+
+def _date(value: datetime) -> str:
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 if __name__ == "__main__":

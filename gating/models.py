@@ -61,3 +61,51 @@ class CheckRunRecord(Base):
     outcome: Mapped[str | None] = mapped_column(String(20))
     title: Mapped[str | None] = mapped_column(Text)
     evaluated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LedgerEntry(Base):
+    """One evidence ledger entry: the exact hashed text plus columns copied out of it for searching."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        UniqueConstraint("sequence", name="uq_ledger_sequence"),
+        # A unique prev_hash stops two writers that read the same head from forking the chain.
+        UniqueConstraint("prev_hash", name="uq_ledger_prev_hash"),
+        Index("ix_ledger_repository", "repository"),
+        Index("ix_ledger_environment", "environment"),
+        Index("ix_ledger_deployment_id", "deployment_id"),
+        Index("ix_ledger_sha", "sha"),
+        Index("ix_ledger_decision", "decision"),
+        Index("ix_ledger_kind", "kind"),
+        Index("ix_ledger_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sequence: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    payload: Mapped[str] = mapped_column(Text, nullable=False)  # the exact text hashed, never re-serialised
+    signature: Mapped[str | None] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(50), nullable=False)
+    repository: Mapped[str | None] = mapped_column(String(200))
+    environment: Mapped[str | None] = mapped_column(String(200))
+    deployment_id: Mapped[int | None] = mapped_column(BigInteger)
+    sha: Mapped[str | None] = mapped_column(String(64))
+    decision: Mapped[str | None] = mapped_column(String(30))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class ApiToken(Base):
+    """A bearer token for /api/v1, stored only as its SHA-256."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        UniqueConstraint("name", name="uq_api_token_name"),
+        UniqueConstraint("token_sha256", name="uq_api_token_sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    token_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -26,7 +26,10 @@ class EventRouter:
         return decorate
 
     def handlers(self, event: str, action: str | None) -> list[Handler]:
-        return [*self._handlers.get((event, None), ()), *self._handlers.get((event, action), ())]
+        handlers = list(self._handlers.get((event, None), ()))
+        if action is not None:
+            handlers.extend(self._handlers.get((event, action), ()))
+        return handlers
 
     def dispatch(self, delivery: Any, services: Any) -> None:
         for handler in self.handlers(delivery.event, delivery.action):

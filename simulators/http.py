@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
@@ -77,6 +78,9 @@ class RecordingMiddleware:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         request = Request(environ)
         raw = request.get_data(cache=True)
+        # Reading the body consumed the input stream: hand the app a fresh one with the same bytes.
+        environ["wsgi.input"] = io.BytesIO(raw)
+        environ["CONTENT_LENGTH"] = str(len(raw))
         if self.faults.hang:
             time.sleep(self.faults.hang)
         if self.faults.latency:

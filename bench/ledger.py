@@ -1,0 +1,108 @@
+"""Ledger benchmark: append N entries to a fresh database, then verify the whole chain; prints figures only.
+
+.venv/bin/python bench/ledger.py                      # 100,000 entries, temporary SQLite file, signed
+.venv/bin/python bench/ledger.py --count 10000 --database-url postgresql+psycopg://postgres@127.0.0.1/bench --reset
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import text
+
+from gating.db import Database, _redact
+from gating.ledger import Ledger
+
+SAMPLE = 500  # appends timed individually at the start and at the end
+
+
+def decision(n: int) -> tuple[dict[str, object], dict[str, object]]:
+    sha = f"{n:040x}"
+    payload = {
+        "repository": "acme/payments",
+        "environment": "production",
+        "deployment_id": n,
+        "sha": sha,
+        "ref": "refs/heads/main",
+        "requester": "bob",
+        "decision": "approved",
+        "commits": [
+            {"sha": f"{n:032x}{i:08x}", "author": "alice", "committer": "alice", "message": f"PAY-{n} change {i}"}
+            for i in range(5)
+        ],
+        "tickets": [
+            {"key": f"PAY-{n}", "status": "Approved", "approver": "carol", "approved_at": "2026-11-30T12:00:00Z"}
+        ],
+        "checks": [{"name": "ci", "conclusion": "success"}],
+        "reasons": [],
+    }
+    index = {k: payload[k] for k in ("repository", "environment", "deployment_id", "sha", "decision")}
+    return payload, index
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=100_000, help="entries to append (default 100,000)")
+    parser.add_argument("--database-url", help="default: a SQLite file in a temporary directory")
+    parser.add_argument("--reset", action="store_true", help="delete existing ledger entries first")
+    parser.add_argument("--no-sign", action="store_true", help="append without an Ed25519 signature")
+    args = parser.parse_args()
+
+    tmp = tempfile.TemporaryDirectory(prefix="countersign-bench-")
+    url = args.database_url or f"sqlite:///{Path(tmp.name) / 'ledger.sqlite3'}"
+    db = Database(url)
+    db.upgrade()
+    with db.engine.begin() as connection:
+        if args.reset:
+            connection.execute(text("DELETE FROM ledger_entries"))
+        existing = connection.execute(text("SELECT COUNT(*) FROM ledger_entries")).scalar_one()
+    if existing:
+        sys.exit(f"the ledger in {_redact(url)} already holds {existing} entries; pass --reset or a fresh database")
+
+    key = None if args.no_sign else Ed25519PrivateKey.generate()
+    ledger = Ledger(db, key)
+    print(f"database: {_redact(url)} ({db.engine.dialect.name}), {args.count:,} entries, signed: {key is not None}")
+
+    durations: list[float] = []
+    started = time.perf_counter()
+    step = max(args.count // 10, 1)
+    for n in range(1, args.count + 1):
+        payload, index = decision(n)
+        t = time.perf_counter()
+        ledger.append("deployment_decision", payload, index=index)
+        if n <= SAMPLE or n > args.count - SAMPLE:
+            durations.append(time.perf_counter() - t)
+        if n % step == 0:
+            print(f"  {n:>9,} appended, {n / (time.perf_counter() - started):,.0f}/s", flush=True)
+    elapsed = time.perf_counter() - started
+    sample = min(SAMPLE, args.count // 2) or 1
+    first, last = durations[:sample], durations[-sample:]
+
+    print(f"append: {args.count:,} in {elapsed:.1f} s = {args.count / elapsed:,.0f} entries/s (one transaction each)")
+    print(
+        f"append latency, median of {sample}: first {statistics.median(first) * 1000:.2f} ms, "
+        f"last {statistics.median(last) * 1000:.2f} ms (ledger of {args.count - sample:,}+ entries)"
+    )
+    t = time.perf_counter()
+    result = ledger.verify()
+    verify_time = time.perf_counter() - t
+    print(
+        f"verify: {result.count:,} entries in {verify_time:.2f} s "
+        f"({result.count / max(verify_time, 1e-9):,.0f}/s, signatures checked: {result.signatures_checked}) "
+        f"-> {'OK' if result.ok else 'BROKEN: ' + str(result.reason)}"
+    )
+    t = time.perf_counter()
+    ledger.head()
+    print(f"head lookup: {(time.perf_counter() - t) * 1000:.2f} ms")
+    db.dispose()
+    tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

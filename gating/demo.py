@@ -1,0 +1,168 @@
+"""`countersign demo`: the app under gunicorn against simulated GitHub and Jira, with a live scenario."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from gating.db import Database
+from simulators.github import GitHubSimulator, Person, generate_app_key
+from simulators.jira import JiraSimulator
+
+REPO = "acme/payments"
+ALICE = Person(name="Alice Developer", email="alice@acme.example", login="alice")
+CONFIG = """\
+# Countersign policy for acme/payments (seeded by the demo)
+jira:
+  projects: [PAY]
+  approved_statuses: [Approved]
+identities:          # GitHub login -> Jira accountId
+  alice: acc-alice
+  bob: acc-bob
+"""
+
+
+def say(step: str, text: str = "") -> None:
+    print(f"\n\033[1m▶ {step}\033[0m" + (f"\n  {text}" if text else ""), flush=True)
+
+
+def wait_for_check(
+    github: GitHubSimulator, sha: str, *, conclusion: str | None = None, timeout: float = 30
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = [r for r in github.check_runs(REPO, sha) if r["status"] == "completed"]
+        if runs and (conclusion is None or runs[-1]["conclusion"] == conclusion):
+            return runs[-1]
+        time.sleep(0.1)
+    raise RuntimeError(f"no completed check run on {sha[:7]} after {timeout:.0f}s: see the app's log above")
+
+
+def show(check: dict[str, Any]) -> None:
+    mark = "✅" if check["conclusion"] == "success" else "❌"
+    print(f"  {mark} check run '{check['name']}': {check['conclusion']}")
+    print(f"     {check['output']['title']}")
+
+
+def run_demo(*, port: int, github_port: int, jira_port: int, keep_serving: bool) -> int:
+    # The simulators' access logs would drown the story; their state pages show everything.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    workdir = Path(tempfile.mkdtemp(prefix="countersign-demo-"))
+    private_pem, public_pem = generate_app_key()
+    webhook_secret, jira_secret = secrets.token_hex(16), secrets.token_hex(16)
+    app_url = f"http://127.0.0.1:{port}"
+
+    github = GitHubSimulator(app_id=1, app_public_key_pem=public_pem, webhook_secret=webhook_secret)
+    jira = JiraSimulator(deployment_type="Cloud", webhook_secret=jira_secret)
+    github.start(github_port)
+    jira.start(jira_port)
+    say("Simulated GitHub and Jira are up", f"GitHub API {github.url}   Jira {jira.url}")
+
+    database_url = f"sqlite:///{workdir / 'countersign.sqlite3'}"
+    Database(database_url).upgrade()
+    key_path = workdir / "app.pem"
+    key_path.write_text(private_pem)
+    env = {
+        **os.environ,
+        "GITHUB_APP_ID": "1",
+        "GITHUB_APP_PRIVATE_KEY_PATH": str(key_path),
+        "GITHUB_WEBHOOK_SECRET": webhook_secret,
+        "GITHUB_API_URL": github.url or "",
+        "JIRA_URL": jira.url or "",
+        "JIRA_USER": "countersign@acme.example",
+        "JIRA_TOKEN": "demo-token",
+        "JIRA_WEBHOOK_SECRET": jira_secret,
+        "DATABASE_URL": database_url,
+    }
+    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
+    server = subprocess.Popen(
+        [
+            gunicorn,
+            "--workers",
+            "1",
+            "--threads",
+            "8",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "gating.app_factory:create_app()",
+        ],
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        _wait_healthy(app_url, server)
+        say("Countersign is serving", f"{app_url}  (gunicorn, SQLite at {workdir / 'countersign.sqlite3'})")
+        github.webhook_url = f"{app_url}/webhooks/github"
+        jira.webhook_url = f"{app_url}/webhooks/jira"
+        _scenario(github, jira)
+        say(
+            "Explore",
+            f"Countersign health   {app_url}/healthz\n"
+            f"  GitHub state         {github.url}/_sim/state\n"
+            f"  Jira state           {jira.url}/_sim/state",
+        )
+        if not keep_serving:
+            return 0
+        print("\nServing until Ctrl-C.", flush=True)
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        github.stop()
+        jira.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _wait_healthy(url: str, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the app exited with status {server.returncode}: see its log above")
+        try:
+            if requests.get(f"{url}/readyz", timeout=1).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the app did not become ready at {url}")
+
+
+def _scenario(github: GitHubSimulator, jira: JiraSimulator) -> None:
+    jira.add_user("acc-alice", "Alice Developer", email="alice@acme.example")
+    jira.add_user("acc-bob", "Bob Reviewer", email="bob@acme.example")
+    jira.add_ticket("PAY-101", "Partial refunds", status="In Review")
+    jira.add_ticket("PAY-102", "Faster payouts", status="In Review")
+    github.add_repository(REPO)
+    github.put_file(REPO, ".github/countersign.yml", CONFIG)
+
+    say("1. Alice opens a PR for PAY-101, which nobody has approved yet")
+    github.add_commit(REPO, "feature/pay-101-refunds", "Add partial refunds", author=ALICE)
+    sha = github.add_commit(REPO, "feature/pay-101-refunds", "Cover refunds in tests", author=ALICE)
+    github.open_pull_request(REPO, head="feature/pay-101-refunds", title="PAY-101: Partial refunds", author="alice")
+    show(wait_for_check(github, sha))
+
+    say("2. Bob approves PAY-101 in Jira; Jira's webhook re-runs the check, no push needed")
+    jira.transition("PAY-101", "Approved", by="acc-bob")
+    show(wait_for_check(github, sha, conclusion="success"))
+
+    say("3. Alice approves her own ticket PAY-102 and opens its PR")
+    jira.transition("PAY-102", "Approved", by="acc-alice")
+    sha = github.add_commit(REPO, "feature/pay-102-payouts", "PAY-102 faster payouts", author=ALICE)
+    github.open_pull_request(REPO, head="feature/pay-102-payouts", title="Faster payouts", author="alice")
+    show(wait_for_check(github, sha))

@@ -1,0 +1,99 @@
+"""Signed checkpoints (count, head hash) kept outside the database: they catch a truncated tail or a rebuilt chain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from gating.ledger import chain
+from gating.ledger.store import Ledger, public_key_from_hex, public_key_hex
+
+CHECKPOINT_VERSION = 1
+_REQUIRED = ("count", "sequence", "head_hash", "created_at")
+
+
+def _signed_text(checkpoint: dict[str, Any]) -> bytes:
+    return chain.canonical_json({k: v for k, v in checkpoint.items() if k != "signature"}).encode("utf-8")
+
+
+def make_checkpoint(
+    ledger: Ledger, signing_key: Ed25519PrivateKey | None = None, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """{version, count, sequence, head_hash, created_at[, public_key, signature]} for the current head."""
+    count, head_hash = ledger.head()
+    checkpoint: dict[str, Any] = {
+        "version": CHECKPOINT_VERSION,
+        "count": count,
+        "sequence": count,
+        "head_hash": head_hash,
+        "created_at": chain.format_time(now or ledger.clock()),
+    }
+    if signing_key is not None:
+        checkpoint["public_key"] = public_key_hex(signing_key.public_key())
+        checkpoint["signature"] = signing_key.sign(_signed_text(checkpoint)).hex()
+    return checkpoint
+
+
+def _checkpoint_problem(checkpoint: dict[str, Any], key: Ed25519PublicKey | None) -> str | None:
+    missing = [name for name in _REQUIRED if name not in checkpoint]
+    if missing:
+        return f"checkpoint is missing {', '.join(missing)}"
+    if not isinstance(checkpoint["sequence"], int) or checkpoint["sequence"] < 0:
+        return f"checkpoint sequence {checkpoint['sequence']!r} is not a non-negative integer"
+    signature = checkpoint.get("signature")
+    if not signature:
+        if key is not None:
+            return "checkpoint is not signed, but a signing key is configured (a forged checkpoint proves nothing)"
+        return None
+    try:
+        signer = public_key_from_hex(str(checkpoint.get("public_key", "")))
+    except ValueError:
+        return "checkpoint has a signature but no valid public_key"
+    if key is not None and public_key_hex(signer) != public_key_hex(key):
+        return "checkpoint was signed by a different key than the ledger's"
+    if not chain.signature_valid_bytes(signer, _signed_text(checkpoint), str(signature)):
+        return "checkpoint signature does not verify (the checkpoint file was edited)"
+    return None
+
+
+def verify_against_checkpoint(
+    ledger: Ledger, checkpoint: dict[str, Any], public_key: Ed25519PublicKey | None = None
+) -> chain.VerifyResult:
+    """The chain verifies AND still contains the checkpoint's entry with exactly its hash."""
+    key = public_key or ledger.public_key
+    problem = _checkpoint_problem(checkpoint, key)
+    if problem:
+        return chain.VerifyResult(False, 0, "", None, problem, key is not None)
+    result = ledger.verify(key)
+    if not result.ok:
+        return result
+    sequence = int(checkpoint["sequence"])
+    expected = str(checkpoint["head_hash"])
+    taken = checkpoint["created_at"]
+    if sequence == 0:
+        return result
+    if result.count < sequence:
+        return chain.VerifyResult(
+            False,
+            result.count,
+            result.head_hash,
+            result.count + 1,
+            f"entry {result.count + 1}: missing; the checkpoint of {taken} covers {sequence} entries but the ledger "
+            f"has {result.count} (tail truncated)",
+            result.signatures_checked,
+        )
+    entry = ledger.at_sequence(sequence)
+    actual = entry.hash if entry is not None else ""
+    if actual != expected:
+        return chain.VerifyResult(
+            False,
+            result.count,
+            result.head_hash,
+            sequence,
+            f"entry {sequence}: hash {actual[:16]}… differs from the checkpoint of {taken} ({expected[:16]}…): "
+            "the chain was rebuilt or rewritten since the checkpoint",
+            result.signatures_checked,
+        )
+    return result
