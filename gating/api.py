@@ -21,7 +21,7 @@ def current_ledger() -> Ledger:
         if ledger is None:
             ledger = Ledger(services.db, signing_key_from_env(), clock=services.clock)
             current_app.extensions["countersign.ledger"] = ledger
-    return ledger  # type: ignore[no-any-return]
+    return ledger
 
 
 @bp.get("/ledger/verify")
