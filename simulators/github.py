@@ -34,17 +34,26 @@ SUMMARY_LIMIT = 65_535
 PR_COMMITS_LIMIT = 250
 COMPARE_UNPAGED_LIMIT = 250
 MAX_PER_PAGE = 100
+DEPLOYMENT_STATES = ("error", "failure", "inactive", "in_progress", "queued", "pending", "success")
+PROGRESS_REPORTS_LIMIT = 10  # per deployment (a run and an environment), like GitHub
+PROGRESS_COMMENT_LIMIT = 1_024
+# Well-known apps other than ours, by slug: (id, owner, name).
+KNOWN_APPS = {"github-actions": (15368, "github", "GitHub Actions")}
 CHECK_STATUSES = ("queued", "in_progress", "completed")  # waiting, requested, pending: GitHub Actions only
 CONCLUSIONS = ("action_required", "cancelled", "failure", "neutral", "success", "skipped", "stale", "timed_out")
 STATUS_STATES = ("error", "failure", "pending", "success")
 REVIEW_STATES = ("APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED", "PENDING")
 APP_PERMISSIONS = {
+    "actions": "read",
     "checks": "write",
     "contents": "read",
+    "deployments": "write",
     "metadata": "read",
     "pull_requests": "read",
     "statuses": "write",
 }
+# The app also subscribes to `deployment_protection_rule`, but GitHub's webhook description has no such member in
+# the `app.events` enum of check_suite payloads, so it is left out here.
 APP_EVENTS = ["check_run", "check_suite", "pull_request", "pull_request_review"]
 
 
@@ -167,6 +176,10 @@ class _Repo:
     reviews: dict[int, list[_Review]] = field(default_factory=dict)
     statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     check_suites: dict[str, int] = field(default_factory=dict)
+    environments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    workflow_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    deployments: dict[int, dict[str, Any]] = field(default_factory=dict)
+    answers: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def full_name(self) -> str:
@@ -204,11 +217,14 @@ class GitHubSimulator:
         self._users: dict[str, int] = {}
         self._ids: dict[str, int] = {}
         self._seq = 0
+        # Commits never change once made, so what a SHA reaches never changes either: cache it (bounded).
+        self._ancestry: dict[tuple[str, str], frozenset[str]] = {}
+        self._ranges: dict[tuple[str, str, str], list[str]] = {}
         self._handle: ServerHandle | None = None
         self.url: str | None = None
         self.deliveries: list[dict[str, Any]] = []
         self.flask_app = self._build_app()
-        self.recorder = RecordingMiddleware(_rewind(self.flask_app.wsgi_app), self.faults, _error_body)
+        self.recorder = RecordingMiddleware(self.flask_app.wsgi_app, self.faults, _error_body)
         self.wsgi = _buffer_body(self.recorder)
         self._routes = self._route_table()
 
@@ -461,6 +477,189 @@ class GitHubSimulator:
         with self._lock:
             for token in self._tokens.values():
                 token.revoked = True
+
+    # ------------------------------------------------------------------ state API: deployments
+
+    def add_environment(self, full_name: str, name: str, *, protection_rule_app: bool = True) -> None:
+        """An environment; with `protection_rule_app` our app is one of its custom deployment protection rules."""
+        with self._lock:
+            repo = self._repo(full_name)
+            self._environment(repo, name)["protection_rule_app"] = protection_rule_app
+
+    def _environment(self, repo: _Repo, name: str) -> dict[str, Any]:
+        env = repo.environments.get(name)
+        if env is None:
+            env = {
+                "id": self._next_id("environment", 160_000_000),
+                "rule_id": self._next_id("protection_rule", 3_000),
+                "name": name,
+                "protection_rule_app": False,
+                "created": _now(),
+            }
+            repo.environments[name] = env
+        return env
+
+    def add_workflow_run(
+        self, full_name: str, *, head_sha: str, head_branch: str, name: str = "deploy", event: str = "push"
+    ) -> int:
+        with self._lock:
+            repo = self._repo(full_name)
+            return self._new_workflow_run(repo, head_sha, head_branch, name, event, repo.owner)
+
+    def _new_workflow_run(self, repo: _Repo, head_sha: str, head_branch: str, name: str, event: str, actor: str) -> int:
+        if head_sha not in repo.commits:
+            raise KeyError(f"unknown commit {head_sha} in {repo.full_name}")
+        run_id = self._next_id("workflow_run", 9_000_000_000)
+        workflow_id = 100_000_000 + int(hashlib.sha1(f"{repo.full_name}:{name}".encode()).hexdigest()[:6], 16)
+        number = 1 + sum(1 for r in repo.workflow_runs.values() if r["name"] == name)
+        repo.workflow_runs[run_id] = {
+            "id": run_id,
+            "name": name,
+            "workflow_id": workflow_id,
+            "number": number,
+            "head_sha": head_sha,
+            "head_branch": head_branch.removeprefix("refs/heads/"),
+            "event": event,
+            "actor": actor,
+            "created": _now(),
+            "suite_id": self._next_id("suite", 5_000_000_000),
+            "progress": {},  # environment name -> progress reports accepted
+            "decided": {},  # environment name -> approved | rejected
+        }
+        return run_id
+
+    def create_deployment(
+        self,
+        full_name: str,
+        *,
+        ref: str,
+        sha: str,
+        environment: str,
+        creator: str,
+        run_id: int | None = None,
+        deliver: bool = True,
+    ) -> int:
+        """A deployment by a workflow run; asks our app through `deployment_protection_rule` when the
+        environment has our rule (and a webhook URL is set). Unknown environments are created without it."""
+        with self._lock:
+            repo = self._repo(full_name)
+            if sha not in repo.commits:
+                raise KeyError(f"unknown commit {sha} in {full_name}")
+            env = self._environment(repo, environment)
+            if run_id is None:
+                run_id = self._new_workflow_run(repo, sha, ref, "deploy", "push", creator)
+            elif run_id not in repo.workflow_runs:
+                raise KeyError(f"unknown workflow run {run_id} in {full_name}")
+            now = _now()
+            deployment_id = self._next_id("deployment", 1_200_000_000)
+            repo.deployments[deployment_id] = {
+                "id": deployment_id,
+                "sha": sha,
+                "ref": ref,
+                "environment": environment,
+                "creator": creator,
+                "run_id": run_id,
+                "created": now,
+                "updated": now,
+                "statuses": [],
+            }
+            payload = None
+            if env["protection_rule_app"] and deliver and self.webhook_url:
+                payload = self.protection_rule_payload(full_name, deployment_id)
+        if payload is not None:
+            self.deliver("deployment_protection_rule", payload)
+        return deployment_id
+
+    def protection_rule_payload(
+        self, full_name: str, deployment_id: int, *, null_deployment: bool = False, callback_url: str | None = None
+    ) -> dict[str, Any]:
+        """The `deployment_protection_rule` `requested` payload for a deployment, for delivery by hand."""
+        with self._lock:
+            repo = self._repo(full_name)
+            deployment = repo.deployments[deployment_id]
+            run = repo.workflow_runs[deployment["run_id"]]
+            callback = callback_url or (
+                f"{self.api}/repos/{repo.full_name}/actions/runs/{run['id']}/deployment_protection_rule"
+            )
+            pulls = [
+                self._pull_json(repo, pr, webhook=True)
+                for pr in repo.pulls.values()
+                if pr.state == "open" and self._head_sha(repo, pr) == deployment["sha"]
+            ]
+            return {
+                "action": "requested",
+                "environment": deployment["environment"],
+                "event": run["event"],
+                "sha": deployment["sha"],
+                "ref": deployment["ref"],
+                "deployment_callback_url": callback,
+                "deployment": None if null_deployment else self._deployment_json(repo, deployment),
+                "pull_requests": pulls,
+                "repository": self._repo_json(repo),
+                "installation": self._installation_ref(repo),
+                "sender": self._user(deployment["creator"]),
+            }
+
+    def add_check_run(
+        self,
+        full_name: str,
+        head_sha: str,
+        name: str,
+        *,
+        status: str = "completed",
+        conclusion: str | None = "success",
+        app_slug: str = "github-actions",
+    ) -> int:
+        """A check run another app (GitHub Actions by default) posted."""
+        if status not in CHECK_STATUSES:
+            raise ValueError(f"status must be one of {CHECK_STATUSES}, not {status!r}")
+        with self._lock:
+            repo = self._repo(full_name)
+            if head_sha not in repo.commits:
+                raise KeyError(f"unknown commit {head_sha} in {full_name}")
+            now = _iso(_now())
+            run: dict[str, Any] = {
+                "id": self._next_id("check_run", 10_000_000_000),
+                "repo": repo.full_name.lower(),
+                "head_sha": head_sha,
+                "name": name,
+                "external_id": "",
+                "details_url": f"{HTML}/{repo.full_name}/actions/runs",
+                "status": status,
+                "conclusion": conclusion if status == "completed" else None,
+                "started_at": now,
+                "completed_at": now if status == "completed" else None,
+                "output": {"title": None, "summary": None, "text": None},
+                "annotations_count": 0,
+                "suite_id": self._check_suite_id(repo, head_sha, app_slug),
+                "created": _now(),
+                "app_slug": app_slug,
+            }
+            self._check_runs[run["id"]] = run
+            return int(run["id"])
+
+    def add_status(self, full_name: str, sha: str, context: str, state: str) -> None:
+        """A commit status another integration posted."""
+        if state not in STATUS_STATES:
+            raise ValueError(f"state must be one of {STATUS_STATES}, not {state!r}")
+        with self._lock:
+            repo = self._repo(full_name)
+            if sha not in repo.commits:
+                raise KeyError(f"unknown commit {sha} in {full_name}")
+            self._new_status(repo, sha, state, context, None, None, "ci-bot")
+
+    def deployment_answers(self, full_name: str) -> list[dict[str, Any]]:
+        """Every accepted POST on .../actions/runs/{run_id}/deployment_protection_rule, in order
+        (refused ones are only in `recorder.requests`)."""
+        with self._lock:
+            return [dict(answer) for answer in self._repo(full_name).answers]
+
+    def set_deployment_status(self, full_name: str, deployment_id: int, state: str) -> None:
+        if state not in DEPLOYMENT_STATES:
+            raise ValueError(f"state must be one of {DEPLOYMENT_STATES}, not {state!r}")
+        with self._lock:
+            repo = self._repo(full_name)
+            self._new_deployment_status(repo, repo.deployments[deployment_id], {"state": state}, "github-actions[bot]")
 
     # ------------------------------------------------------------------ webhooks
 
@@ -884,6 +1083,182 @@ class GitHubSimulator:
             "installations_count": len({r.installation_id for r in self._repos.values()}),
         }
 
+    def _app_json_for(self, slug: str) -> dict[str, Any]:
+        if slug == self.app_slug:
+            return self._app_json()
+        app_id, owner_login, name = KNOWN_APPS.get(
+            slug, (200_000 + int(hashlib.sha1(slug.encode()).hexdigest()[:5], 16), slug, slug)
+        )
+        owner = self._user(owner_login)
+        owner["type"] = "Organization"
+        created = _iso(datetime(2018, 7, 30, tzinfo=UTC))
+        return {
+            "id": app_id,
+            "slug": slug,
+            "client_id": f"Iv1.{app_id:016x}",
+            "node_id": _node_id("Integration", app_id),
+            "owner": owner,
+            "name": name,
+            "description": "",
+            "external_url": f"{HTML}/apps/{slug}",
+            "html_url": f"{HTML}/apps/{slug}",
+            "created_at": created,
+            "updated_at": created,
+            "permissions": {"checks": "write", "contents": "write", "deployments": "write", "metadata": "read"},
+            "events": ["check_run", "check_suite", "push"],
+        }
+
+    def _simple_commit(self, commit: _Commit) -> dict[str, Any]:
+        return {
+            "id": commit.sha,
+            "tree_id": commit.tree,
+            "message": commit.message,
+            "timestamp": _iso(commit.date),
+            "author": {"name": commit.author.name, "email": commit.author.email},
+            "committer": {"name": commit.committer.name, "email": commit.committer.email},
+        }
+
+    def _deployment_json(self, repo: _Repo, deployment: dict[str, Any]) -> dict[str, Any]:
+        api = f"{self.api}/repos/{repo.full_name}"
+        deployment_id = deployment["id"]
+        return {
+            "url": f"{api}/deployments/{deployment_id}",
+            "id": deployment_id,
+            "node_id": _node_id("Deployment", deployment_id),
+            "sha": deployment["sha"],
+            "ref": deployment["ref"],
+            "task": "deploy",
+            "payload": {},
+            "original_environment": deployment["environment"],
+            "environment": deployment["environment"],
+            "description": None,
+            "creator": self._user(deployment["creator"]),
+            "created_at": _iso(deployment["created"]),
+            "updated_at": _iso(deployment["updated"]),
+            "statuses_url": f"{api}/deployments/{deployment_id}/statuses",
+            "repository_url": api,
+            "transient_environment": False,
+            "production_environment": deployment["environment"] == "production",
+            "performed_via_github_app": self._app_json_for("github-actions"),
+        }
+
+    def _deployment_status_json(
+        self, repo: _Repo, deployment: dict[str, Any], status: dict[str, Any]
+    ) -> dict[str, Any]:
+        api = f"{self.api}/repos/{repo.full_name}"
+        deployment_url = f"{api}/deployments/{deployment['id']}"
+        return {
+            "url": f"{deployment_url}/statuses/{status['id']}",
+            "id": status["id"],
+            "node_id": _node_id("DeploymentStatus", status["id"]),
+            "state": status["state"],
+            "creator": self._user(status["creator"]),
+            "description": status["description"],
+            "environment": status["environment"],
+            "target_url": status["target_url"],
+            "created_at": _iso(status["created"]),
+            "updated_at": _iso(status["created"]),
+            "deployment_url": deployment_url,
+            "repository_url": api,
+            "environment_url": status["environment_url"],
+            "log_url": status["log_url"],
+            "performed_via_github_app": None,
+        }
+
+    def _new_deployment_status(
+        self, repo: _Repo, deployment: dict[str, Any], body: dict[str, Any], creator: str
+    ) -> dict[str, Any]:
+        previous = deployment["statuses"][-1] if deployment["statuses"] else None
+        log_url = body.get("log_url") or body.get("target_url") or ""
+        status = {
+            "id": self._next_id("deployment_status", 2_500_000_000),
+            "state": body["state"],
+            "description": body.get("description") or "",
+            "environment": body.get("environment") or (previous or deployment)["environment"],
+            "target_url": log_url,
+            "log_url": log_url,
+            "environment_url": body.get("environment_url") or "",
+            "creator": creator,
+            "created": _now(),
+        }
+        deployment["statuses"].append(status)
+        deployment["updated"] = status["created"]
+        return status
+
+    def _environment_json(self, repo: _Repo, env: dict[str, Any]) -> dict[str, Any]:
+        name = env["name"]
+        return {
+            "id": env["id"],
+            "node_id": _node_id("Environment", env["id"]),
+            "name": name,
+            "url": f"{self.api}/repos/{repo.full_name}/environments/{name}",
+            "html_url": f"{HTML}/{repo.full_name}/deployments/activity_log?environments_filter={name}",
+            "created_at": _iso(env["created"]),
+            "updated_at": _iso(env["created"]),
+            # Built-in rules only: custom (app) rules are listed at .../deployment_protection_rules.
+            "protection_rules": [],
+            "deployment_branch_policy": None,
+        }
+
+    def _run_state(self, repo: _Repo, run: dict[str, Any]) -> tuple[str, str | None]:
+        """Waiting while one of our gates is undecided; failed when one rejected; in progress otherwise."""
+        gated = {
+            d["environment"]
+            for d in repo.deployments.values()
+            if d["run_id"] == run["id"] and repo.environments[d["environment"]]["protection_rule_app"]
+        }
+        if "rejected" in run["decided"].values():
+            return "completed", "failure"
+        if gated - set(run["decided"]):
+            return "waiting", None
+        return "in_progress", None
+
+    def _workflow_run_json(self, repo: _Repo, run: dict[str, Any], *, with_pulls: bool = True) -> dict[str, Any]:
+        api = f"{self.api}/repos/{repo.full_name}"
+        run_id = run["id"]
+        commit = repo.commits[run["head_sha"]]
+        repo_json = self._repo_json(repo)
+        actor = self._user(run["actor"])
+        status, conclusion = self._run_state(repo, run)
+        return {
+            "id": run_id,
+            "name": run["name"],
+            "node_id": _node_id("WorkflowRun", run_id),
+            "check_suite_id": run["suite_id"],
+            "check_suite_node_id": _node_id("CheckSuite", run["suite_id"]),
+            "head_branch": run["head_branch"],
+            "head_sha": run["head_sha"],
+            "path": f".github/workflows/{run['name']}.yml",
+            "display_title": commit.message.split("\n", 1)[0],
+            "run_number": run["number"],
+            "run_attempt": 1,
+            "referenced_workflows": [],
+            "event": run["event"],
+            "status": status,
+            "conclusion": conclusion,
+            "workflow_id": run["workflow_id"],
+            "url": f"{api}/actions/runs/{run_id}",
+            "html_url": f"{HTML}/{repo.full_name}/actions/runs/{run_id}",
+            "pull_requests": self._pulls_for_sha(repo, run["head_sha"], minimal=True) if with_pulls else [],
+            "created_at": _iso(run["created"]),
+            "updated_at": _iso(run["created"]),
+            "actor": actor,
+            "triggering_actor": actor,
+            "run_started_at": _iso(run["created"]),
+            "jobs_url": f"{api}/actions/runs/{run_id}/jobs",
+            "logs_url": f"{api}/actions/runs/{run_id}/logs",
+            "check_suite_url": f"{api}/check-suites/{run['suite_id']}",
+            "artifacts_url": f"{api}/actions/runs/{run_id}/artifacts",
+            "cancel_url": f"{api}/actions/runs/{run_id}/cancel",
+            "rerun_url": f"{api}/actions/runs/{run_id}/rerun",
+            "previous_attempt_url": None,
+            "workflow_url": f"{api}/actions/workflows/{run['workflow_id']}",
+            "head_commit": self._simple_commit(commit),
+            "repository": repo_json,
+            "head_repository": repo_json,
+            "head_repository_id": repo.id,
+        }
+
     def _pulls_for_sha(self, repo: _Repo, sha: str, *, minimal: bool) -> list[dict[str, Any]]:
         found = []
         for pr in repo.pulls.values():
@@ -908,15 +1283,21 @@ class GitHubSimulator:
                     found.append(self._pull_json(repo, pr))
         return found
 
-    def _check_suite_id(self, repo: _Repo, head_sha: str) -> int:
-        if head_sha not in repo.check_suites:
-            repo.check_suites[head_sha] = self._next_id("suite", 5_000_000_000)
-        return repo.check_suites[head_sha]
+    def _check_suite_id(self, repo: _Repo, head_sha: str, app_slug: str | None = None) -> int:
+        # A check suite belongs to one app and one commit.
+        key = head_sha if app_slug in (None, self.app_slug) else f"{head_sha}:{app_slug}"
+        if key not in repo.check_suites:
+            repo.check_suites[key] = self._next_id("suite", 5_000_000_000)
+        return repo.check_suites[key]
 
     def _check_suite_json(self, repo: _Repo, head_sha: str, *, full: bool = False) -> dict[str, Any]:
         suite_id = self._check_suite_id(repo, head_sha)
         runs = [
-            r for r in self._check_runs.values() if r["repo"] == repo.full_name.lower() and r["head_sha"] == head_sha
+            r
+            for r in self._check_runs.values()
+            if r["repo"] == repo.full_name.lower()
+            and r["head_sha"] == head_sha
+            and r.get("app_slug", self.app_slug) == self.app_slug
         ]
         if runs and all(r["status"] == "completed" for r in runs):
             status, conclusion = "completed", _worst(r["conclusion"] for r in runs)
@@ -981,27 +1362,63 @@ class GitHubSimulator:
             },
             "name": run["name"],
             "check_suite": {"id": run["suite_id"]},
-            "app": self._app_json(),
+            "app": self._app_json_for(run.get("app_slug", self.app_slug)),
             "pull_requests": self._pulls_for_sha(repo, run["head_sha"], minimal=True),
         }
 
     # ------------------------------------------------------------------ graph
 
-    def _ancestors(self, repo: _Repo, sha: str) -> set[str]:
+    def _ancestors(self, repo: _Repo, sha: str) -> frozenset[str]:
+        key = (repo.full_name.lower(), sha)
+        cached = self._ancestry.get(key)
+        if cached is not None:
+            return cached
         seen: set[str] = set()
         stack = [sha]
+        commits = repo.commits
         while stack:
             current = stack.pop()
             if current in seen:
                 continue
             seen.add(current)
-            stack.extend(repo.commits[current].parents)
-        return seen
+            stack.extend(commits[current].parents)
+        result = frozenset(seen)
+        if len(self._ancestry) > 512:
+            self._ancestry.clear()
+        self._ancestry[key] = result
+        return result
 
     def _only_in(self, repo: _Repo, head: str, base: str) -> list[str]:
         """Commits reachable from head and not from base, oldest first (creation order is topological)."""
-        reachable = self._ancestors(repo, head) - self._ancestors(repo, base)
-        return sorted(reachable, key=lambda s: repo.commits[s].seq)
+        key = (repo.full_name.lower(), head, base)
+        cached = self._ranges.get(key)
+        if cached is None:
+            reachable = self._ancestors(repo, head) - self._ancestors(repo, base)
+            cached = sorted(reachable, key=lambda s: repo.commits[s].seq)
+            if len(self._ranges) > 512:
+                self._ranges.clear()
+            self._ranges[key] = cached
+        return cached
+
+    def _history(self, repo: _Repo, head: str) -> list[str]:
+        """Every commit head reaches, newest first."""
+        key = (repo.full_name.lower(), head, "")
+        cached = self._ranges.get(key)
+        if cached is None:
+            cached = sorted(self._ancestors(repo, head), key=lambda s: -repo.commits[s].seq)
+            if len(self._ranges) > 512:
+                self._ranges.clear()
+            self._ranges[key] = cached
+        return cached
+
+    def _merge_base(self, repo: _Repo, base: str, head: str) -> str:
+        key = (repo.full_name.lower(), head, "merge-base:" + base)
+        cached = self._ranges.get(key)
+        if cached is None:
+            common = self._ancestors(repo, head) & self._ancestors(repo, base)
+            cached = [max(common, key=lambda s: repo.commits[s].seq) if common else base]
+            self._ranges[key] = cached
+        return cached[0]
 
     def _resolve(self, repo: _Repo, ref: str) -> str | None:
         for prefix in ("refs/heads/", "heads/"):
@@ -1060,6 +1477,30 @@ class GitHubSimulator:
             # Legacy alias PyGithub's Commit.get_statuses() still calls; absent from the description, so the
             # contract test flags clients that use it.
             ("GET", repo + r"/statuses/(?P<ref>[^/]+)", "token", self._list_statuses),
+            ("GET", repo + r"/actions/runs/(?P<run_id>\d+)", "token", self._get_workflow_run),
+            (
+                "POST",
+                repo + r"/actions/runs/(?P<run_id>\d+)/deployment_protection_rule",
+                "token",
+                self._review_custom_gate,
+            ),
+            ("GET", repo + r"/deployments", "token", self._list_deployments),
+            ("GET", repo + r"/deployments/(?P<deployment_id>\d+)", "token", self._get_deployment),
+            ("GET", repo + r"/deployments/(?P<deployment_id>\d+)/statuses", "token", self._list_deployment_statuses),
+            ("POST", repo + r"/deployments/(?P<deployment_id>\d+)/statuses", "token", self._create_deployment_status),
+            (
+                "GET",
+                repo + r"/deployments/(?P<deployment_id>\d+)/statuses/(?P<status_id>\d+)",
+                "token",
+                self._get_deployment_status,
+            ),
+            ("GET", repo + r"/environments/(?P<name>[^/]+)", "token", self._get_environment),
+            (
+                "GET",
+                repo + r"/environments/(?P<name>[^/]+)/deployment_protection_rules",
+                "token",
+                self._list_protection_rules,
+            ),
         ]
         return [(method, re.compile(pattern + r"/?\Z"), auth, handler) for method, pattern, auth, handler in table]
 
@@ -1263,7 +1704,7 @@ class GitHubSimulator:
         head = self._resolve(repo, ref)
         if head is None:
             raise ApiError(404, "Not Found")
-        history = sorted(self._ancestors(repo, head), key=lambda s: -repo.commits[s].seq)
+        history = self._history(repo, head)
         chunk, headers = self._paginate(history)
         return self._json([self._commit_json(repo, repo.commits[s]) for s in chunk], headers=headers)
 
@@ -1289,8 +1730,7 @@ class GitHubSimulator:
             raise ApiError(404, "Not Found")
         ahead = self._only_in(repo, head, base)
         behind = self._only_in(repo, base, head)
-        common = self._ancestors(repo, head) & self._ancestors(repo, base)
-        merge_base = max(common, key=lambda s: repo.commits[s].seq) if common else base
+        merge_base = self._merge_base(repo, base, head)
         # Unpaged, GitHub lists the first 250 commits; Link headers lead to the rest.
         chunk, headers = self._paginate(ahead, default_per_page=COMPARE_UNPAGED_LIMIT)
         if not ahead and not behind:
@@ -1490,25 +1930,46 @@ class GitHubSimulator:
             raise ApiError(422, f"No commit found for SHA: {sha}")
         if body.get("state") not in STATUS_STATES:
             raise ApiError(422, "Validation Failed", [{"resource": "Status", "field": "state", "code": "invalid"}])
+        status = self._new_status(
+            repo,
+            sha,
+            body["state"],
+            body.get("context") or "default",
+            body.get("description"),
+            body.get("target_url"),
+            f"{self.app_slug}[bot]",
+        )
+        return self._json(status, 201)
+
+    def _new_status(
+        self,
+        repo: _Repo,
+        sha: str,
+        state: str,
+        context: str,
+        description: str | None,
+        target_url: str | None,
+        creator_login: str,
+    ) -> dict[str, Any]:
         status_id = self._next_id("status", 30_000_000_000)
         now = _iso(_now())
-        creator = self._user(f"{self.app_slug}[bot]")
-        creator["type"] = "Bot"
+        creator = self._user(creator_login)
+        creator["type"] = "Bot" if creator_login.endswith("[bot]") else "User"
         status = {
             "url": f"{self.api}/repos/{repo.full_name}/statuses/{sha}",
             "avatar_url": creator["avatar_url"],
             "id": status_id,
             "node_id": _node_id("StatusContext", status_id),
-            "state": body["state"],
-            "description": body.get("description"),
-            "target_url": body.get("target_url"),
-            "context": body.get("context") or "default",
+            "state": state,
+            "description": description,
+            "target_url": target_url,
+            "context": context,
             "created_at": now,
             "updated_at": now,
             "creator": creator,
         }
         repo.statuses.setdefault(sha, []).append(status)
-        return self._json(status, 201)
+        return status
 
     def _list_statuses(self, repo: _Repo, ref: str) -> Response:
         sha = self._resolve(repo, ref)
@@ -1545,6 +2006,135 @@ class GitHubSimulator:
             },
             headers=headers,
         )
+
+    # ------------------------------------------------------------------ handlers: deployments
+
+    def _workflow_run(self, repo: _Repo, run_id: str) -> dict[str, Any]:
+        run = repo.workflow_runs.get(int(run_id))
+        if run is None:
+            raise ApiError(404, "Not Found")
+        return run
+
+    def _get_workflow_run(self, repo: _Repo, run_id: str) -> Response:
+        run = self._workflow_run(repo, run_id)
+        exclude = request.args.get("exclude_pull_requests") == "true"
+        return self._json(self._workflow_run_json(repo, run, with_pulls=not exclude))
+
+    def _review_custom_gate(self, repo: _Repo, run_id: str) -> Response:
+        run = self._workflow_run(repo, run_id)
+        body = self._body()
+        name = body.get("environment_name")
+        state = body.get("state")
+        comment = body.get("comment")
+        if not isinstance(name, str) or not name:
+            raise ApiError(422, 'Invalid request.\n\n"environment_name" wasn\'t supplied.')
+        if state is not None and state not in ("approved", "rejected"):
+            raise ApiError(422, f"Invalid request.\n\n{state!r} is not a member of state.")
+        if state is None and not comment:
+            raise ApiError(422, 'Invalid request.\n\n"comment" wasn\'t supplied.')
+        if comment is not None and not isinstance(comment, str):
+            raise ApiError(422, "Invalid request.\n\nFor 'properties/comment', it is not a string.")
+        if comment is not None and len(comment) > PROGRESS_COMMENT_LIMIT:
+            raise ApiError(
+                422,
+                f"Invalid request.\n\nOnly {PROGRESS_COMMENT_LIMIT} characters are allowed; "
+                f"{len(comment)} were supplied.",
+                [{"resource": "DeploymentProtectionRule", "field": "comment", "code": "too_long"}],
+            )
+        env = repo.environments.get(name)
+        waiting = (
+            env is not None
+            and env["protection_rule_app"]
+            and name not in run["decided"]
+            and any(d["run_id"] == run["id"] and d["environment"] == name for d in repo.deployments.values())
+        )
+        if not waiting:
+            raise ApiError(422, f"No pending deployment protection rule for environment {name!r} on this run.")
+        if state is None:
+            reports = run["progress"].get(name, 0)
+            if reports >= PROGRESS_REPORTS_LIMIT:
+                raise ApiError(
+                    422, f"Only {PROGRESS_REPORTS_LIMIT} status reports are allowed per deployment protection rule."
+                )
+            run["progress"][name] = reports + 1
+        else:
+            run["decided"][name] = state
+        repo.answers.append({"run_id": run["id"], "environment_name": name, "state": state, "comment": comment})
+        return Response(status=204)
+
+    def _deployment(self, repo: _Repo, deployment_id: str) -> dict[str, Any]:
+        deployment = repo.deployments.get(int(deployment_id))
+        if deployment is None:
+            raise ApiError(404, "Not Found")
+        return deployment
+
+    def _list_deployments(self, repo: _Repo) -> Response:
+        filters = {key: request.args.get(key) for key in ("sha", "ref", "environment")}
+        task = request.args.get("task")
+        found = [
+            d
+            for d in sorted(repo.deployments.values(), key=lambda d: -d["id"])
+            if all(value is None or d[key] == value for key, value in filters.items())
+            and (task is None or task == "deploy")
+        ]
+        chunk, headers = self._paginate(found)
+        return self._json([self._deployment_json(repo, d) for d in chunk], headers=headers)
+
+    def _get_deployment(self, repo: _Repo, deployment_id: str) -> Response:
+        return self._json(self._deployment_json(repo, self._deployment(repo, deployment_id)))
+
+    def _list_deployment_statuses(self, repo: _Repo, deployment_id: str) -> Response:
+        deployment = self._deployment(repo, deployment_id)
+        chunk, headers = self._paginate(list(reversed(deployment["statuses"])))
+        return self._json([self._deployment_status_json(repo, deployment, s) for s in chunk], headers=headers)
+
+    def _get_deployment_status(self, repo: _Repo, deployment_id: str, status_id: str) -> Response:
+        deployment = self._deployment(repo, deployment_id)
+        status = next((s for s in deployment["statuses"] if s["id"] == int(status_id)), None)
+        if status is None:
+            raise ApiError(404, "Not Found")
+        return self._json(self._deployment_status_json(repo, deployment, status))
+
+    def _create_deployment_status(self, repo: _Repo, deployment_id: str) -> Response:
+        deployment = self._deployment(repo, deployment_id)
+        body = self._body()
+        if body.get("state") not in DEPLOYMENT_STATES:
+            raise ApiError(
+                422, "Validation Failed", [{"resource": "DeploymentStatus", "field": "state", "code": "invalid"}]
+            )
+        if len(body.get("description") or "") > 140:
+            raise ApiError(
+                422, "Validation Failed", [{"resource": "DeploymentStatus", "field": "description", "code": "too_long"}]
+            )
+        status = self._new_deployment_status(repo, deployment, body, f"{self.app_slug}[bot]")
+        return self._json(self._deployment_status_json(repo, deployment, status), 201)
+
+    def _get_environment(self, repo: _Repo, name: str) -> Response:
+        env = repo.environments.get(name)
+        if env is None:
+            raise ApiError(404, "Not Found")
+        return self._json(self._environment_json(repo, env))
+
+    def _list_protection_rules(self, repo: _Repo, name: str) -> Response:
+        env = repo.environments.get(name)
+        if env is None:
+            raise ApiError(404, "Not Found")
+        rules = []
+        if env["protection_rule_app"]:
+            rules.append(
+                {
+                    "id": env["rule_id"],
+                    "node_id": _node_id("DeploymentProtectionRule", env["rule_id"]),
+                    "enabled": True,
+                    "app": {
+                        "id": self.app_id,
+                        "node_id": _node_id("Integration", self.app_id),
+                        "slug": self.app_slug,
+                        "integration_url": f"{self.api}/apps/{self.app_slug}",
+                    },
+                }
+            )
+        return self._json({"total_count": len(rules), "custom_deployment_protection_rules": rules})
 
     # ------------------------------------------------------------------ introspection
 
@@ -1596,18 +2186,6 @@ def _buffer_body(app: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(length) if length else b"")
-        return app(environ, start_response)
-
-    return wrapper
-
-
-def _rewind(app: Callable[..., Any]) -> Callable[..., Any]:
-    """The recorder has read the buffered body: start it again for the app."""
-
-    def wrapper(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        stream = environ.get("wsgi.input")
-        if isinstance(stream, io.BytesIO):
-            stream.seek(0)
         return app(environ, start_response)
 
     return wrapper
