@@ -85,25 +85,9 @@ def run_demo(*, port: int, github_port: int, jira_port: int, keep_serving: bool)
         "JIRA_WEBHOOK_SECRET": jira_secret,
         "DATABASE_URL": database_url,
     }
-    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
-    server = subprocess.Popen(
-        [
-            gunicorn,
-            "--workers",
-            "1",
-            "--threads",
-            "8",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            "gating.app_factory:create_app()",
-        ],
-        env=env,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
+    server = launch_app(port, env)
     try:
-        _wait_healthy(app_url, server)
+        wait_healthy(app_url, server)
         say("Countersign is serving", f"{app_url}  (gunicorn, SQLite at {workdir / 'countersign.sqlite3'})")
         github.webhook_url = f"{app_url}/webhooks/github"
         jira.webhook_url = f"{app_url}/webhooks/jira"
@@ -129,7 +113,15 @@ def run_demo(*, port: int, github_port: int, jira_port: int, keep_serving: bool)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _wait_healthy(url: str, server: subprocess.Popen[bytes]) -> None:
+def launch_app(port: int, env: dict[str, str], threads: int = 8) -> subprocess.Popen[bytes]:
+    """Countersign under gunicorn, as in production: one worker process with threads."""
+    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
+    command = [gunicorn, "--workers", "1", "--threads", str(threads), "--bind", f"127.0.0.1:{port}"]
+    command += ["--log-level", "warning", "gating.app_factory:create_app()"]
+    return subprocess.Popen(command, env=env)
+
+
+def wait_healthy(url: str, server: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if server.poll() is not None:

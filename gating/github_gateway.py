@@ -79,6 +79,11 @@ class GitHubApp:
             retry=_retry(),
             per_page=100,
             lazy=True,  # build objects from known URLs; fetch only what is read
+            # PyGithub sleeps 0.25 s before every read and 1 s between writes by default. Reads of
+            # one evaluation are few and serial; writes keep a gap (GitHub's secondary limits
+            # count content-creating requests) but short enough for an answer within a second.
+            seconds_between_requests=None,
+            seconds_between_writes=0.5,
         )
 
     def with_installation(self, installation_id: int, work: Callable[[Github], T]) -> T:
