@@ -8,17 +8,18 @@ from typing import Any
 from flask import Flask, jsonify
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from gating import api, health, jira_events, pull_request_gate
+from gating import api, deployment_gate, health, jira_events, pull_request_gate
 from gating.db import Database
 from gating.deliveries import DeliveryStore, ThreadProcessor
 from gating.github_gateway import GitHubApp
+from gating.ledger import Ledger, load_signing_key
 from gating.routing import EventRouter
 from gating.services import Services, utcnow
 from gating.settings import Settings
 from gating.webhooks import bp as webhooks_bp
 from jira_client.gateway import JiraGateway
 
-ROUTER = EventRouter(pull_request_gate.router, jira_events.router)
+ROUTER = EventRouter(pull_request_gate.router, deployment_gate.router, jira_events.router)
 
 
 def build_services(settings: Settings, **overrides: Any) -> Services:
@@ -45,6 +46,8 @@ def build_services(settings: Settings, **overrides: Any) -> Services:
         deliveries=DeliveryStore(db, clock),
         processor=overrides.pop("processor", None) or ThreadProcessor(settings.workers),
         router=ROUTER,
+        ledger=overrides.pop("ledger", None)
+        or Ledger(db, load_signing_key(settings.signing_key_path) if settings.signing_key_path else None, clock=clock),
         clock=clock,
     )
     if overrides:

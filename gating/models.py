@@ -109,3 +109,47 @@ class ApiToken(Base):
     token_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DeploymentDecision(Base):
+    """Countersign's answer to one protection-rule request: decided once, sent once."""
+
+    __tablename__ = "deployment_decisions"
+    __table_args__ = (
+        UniqueConstraint("repository", "environment", "run_id", name="uq_deployment_decision"),
+        Index("ix_deployment_decision_latest", "repository", "environment", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    repository: Mapped[str] = mapped_column(String(200), nullable=False)
+    environment: Mapped[str] = mapped_column(String(200), nullable=False)
+    run_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    deployment_id: Mapped[int | None] = mapped_column(BigInteger)
+    sha: Mapped[str] = mapped_column(String(64), nullable=False)
+    state: Mapped[str] = mapped_column(String(20), nullable=False)  # approved | rejected
+    comment: Mapped[str] = mapped_column(Text, nullable=False)
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    ledger_entry_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    callback_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Emergency(Base):
+    """An emergency change that shipped unapproved, until its tickets are approved after the fact."""
+
+    __tablename__ = "emergencies"
+    __table_args__ = (Index("ix_emergency_open", "resolved_at", "deadline"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ledger_entry_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    repository: Mapped[str] = mapped_column(String(200), nullable=False)
+    environment: Mapped[str | None] = mapped_column(String(200))
+    deployment_id: Mapped[int | None] = mapped_column(BigInteger)
+    installation_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    sha: Mapped[str] = mapped_column(String(64), nullable=False)
+    tickets: Mapped[str] = mapped_column(Text, nullable=False)  # space-separated keys awaiting approval
+    people: Mapped[str] = mapped_column(Text, nullable=False)  # JSON: [[role, login, name, email], ...]
+    deadline: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolution_entry_id: Mapped[int | None] = mapped_column(Integer)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from gating.db import Database
 from gating.deliveries import DeliveryStore, Processor
 from gating.github_gateway import GitHubApp
+from gating.ledger import Ledger
 from gating.routing import EventRouter
 from gating.settings import Settings
 from jira_client.gateway import JiraGateway
@@ -27,4 +28,5 @@ class Services:
     deliveries: DeliveryStore
     processor: Processor
     router: EventRouter
+    ledger: Ledger
     clock: Callable[[], datetime] = utcnow

@@ -30,6 +30,9 @@ class Settings:
     github_timeout: float = 15.0
     workers: int = 4
     max_body_bytes: int = 25 * 1024 * 1024
+    signing_key_path: str | None = None
+    deploy_retry_seconds: float = 600.0  # how long a deployment waits for Jira/GitHub before rejecting
+    first_deploy_commit_limit: int = 1000  # commits a first deployment (no earlier one) is checked over
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, instance_path: str | Path = "instance") -> Settings:
@@ -66,6 +69,9 @@ class Settings:
             jira_cache_seconds=_number(env, "JIRA_CACHE_SECONDS", 60.0),
             github_timeout=_number(env, "GITHUB_TIMEOUT", 15.0),
             workers=int(_number(env, "COUNTERSIGN_WORKERS", 4)),
+            signing_key_path=env.get("COUNTERSIGN_SIGNING_KEY_PATH") or None,
+            deploy_retry_seconds=_number(env, "COUNTERSIGN_DEPLOY_RETRY_SECONDS", 600.0),
+            first_deploy_commit_limit=int(_number(env, "COUNTERSIGN_FIRST_DEPLOY_COMMITS", 1000)),
         )
 
 

@@ -121,6 +121,7 @@ def settings(app_keys: tuple[str, str], github: GitHubSimulator, jira: JiraSimul
         database_url=database_url,
         jira_timeout=2.0,
         github_timeout=5.0,
+        deploy_retry_seconds=2.0,
     )
 
 

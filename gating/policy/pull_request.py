@@ -71,6 +71,7 @@ def evaluate_tickets(
     policy: Policy,
     *,
     people: Sequence[tuple[str, GitHubPerson]] = (),
+    people_by_key: Mapping[str, Sequence[tuple[str, GitHubPerson]]] | None = None,
     emergency: bool = False,
     now: datetime,
 ) -> tuple[TicketResult, ...]:
@@ -91,8 +92,9 @@ def evaluate_tickets(
             continue
         ticket = tickets[key]
         is_emergency = emergency or ticket.issue_type in policy.emergency_issue_types
+        involved = [*people, *(people_by_key or {}).get(key, ())]
         outcome, reasons, approvers, approved_at = _evaluate_one(
-            key, ticket, references, commits, policy, people, emails
+            key, ticket, references, commits, policy, involved, emails
         )
         if outcome is not Outcome.PASSED and is_emergency:
             outcome = Outcome.EMERGENCY

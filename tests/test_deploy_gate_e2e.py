@@ -1,0 +1,271 @@
+"""The deploy gate end to end: protection-rule webhooks in, one answer to GitHub and one ledger entry out."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import ALICE, BOB, LiveApp, wait_for
+
+from simulators.github import Person
+from sqlalchemy import func, select
+
+from gating.models import LedgerEntry
+
+ERIN = Person(name="Erin Merger", email="erin@example.com", login="erin")
+BOT = Person(name="dependabot[bot]", email="bot@example.com", login="dependabot[bot]")
+
+POLICY = """\
+jira:
+  projects: [PAY, OPS]
+identities:
+  alice: acc-alice
+  bob: acc-bob
+  carol: acc-carol
+  dave: acc-dave
+environments:
+  production:
+    required_checks: [build]
+"""
+
+
+def approved(app: LiveApp, key: str, by: str = "acc-carol") -> None:
+    app.jira.add_ticket(key, f"{key} work", status="In Review")
+    app.jira.transition(key, "Approved", by=by)
+
+
+def setup_release(
+    app: LiveApp, repo: str, messages: list[str], *, build: str | None = "success", deployed_before: bool = True
+) -> str:
+    """Commits on main since production last ran (GitHub's record: a successful deployment of main's tip)."""
+    app.github.put_file(repo, ".github/countersign.yml", POLICY)
+    app.github.add_environment(repo, "production")
+    if deployed_before:
+        tip = _tip(app, repo)
+        earlier = app.github.create_deployment(
+            repo, ref="main", sha=tip, environment="production", creator="carol", deliver=False
+        )
+        app.github.set_deployment_status(repo, earlier, "success")
+    sha = ""
+    for message in messages:
+        sha = app.github.add_commit(repo, "main", message, author=ALICE)
+    if build:
+        app.github.add_check_run(repo, sha, "build", conclusion=build)
+    return sha
+
+
+def _tip(app: LiveApp, repo: str) -> str:
+    return app.github.add_commit(repo, "main", "Release 1.0 (exempt)", author=BOT)
+
+
+def answers(app: LiveApp, repo: str, count: int = 1) -> list[dict]:
+    def decided() -> list[dict]:
+        found = [a for a in app.github.deployment_answers(repo) if a["state"]]
+        return found if len(found) >= count else []
+
+    return wait_for(decided, timeout=20, message=f"{count} deployment answer(s)")
+
+
+def ledger_entries(app: LiveApp) -> list[dict]:
+    return [e.content() for e in reversed(app.services.ledger.search(limit=1000))]
+
+
+def deploy(app: LiveApp, repo: str, sha: str, creator: str = "dave") -> int:
+    return app.github.create_deployment(repo, ref="main", sha=sha, environment="production", creator=creator)
+
+
+def test_approved_release_is_approved_with_one_ledger_entry(live_app: LiveApp, repo: str) -> None:
+    approved(live_app, "PAY-1")
+    approved(live_app, "PAY-2")
+    sha = setup_release(live_app, repo, ["PAY-1 refunds", "PAY-2 payouts"])
+    deployment_id = deploy(live_app, repo, sha)
+
+    (answer,) = answers(live_app, repo)
+    assert answer["state"] == "approved", answer["comment"]
+    assert answer["environment_name"] == "production"
+    assert answer["comment"].startswith(f"Countersign approved this deployment to production of {sha[:7]}.")
+    (entry,) = ledger_entries(live_app)
+    evidence = entry["payload"]
+    assert entry["kind"] == "deployment_decision"
+    assert evidence["decision"]["state"] == "approved"
+    assert evidence["deployment_id"] == deployment_id
+    assert evidence["requester"] == "dave"
+    assert [t["key"] for t in evidence["tickets"]] == ["PAY-1", "PAY-2"]
+    assert evidence["tickets"][0]["approvers"] == ["Carol Approver"]
+    assert evidence["tickets"][0]["approval_record"]["items"][0]["toString"] == "Approved"
+    assert [c["name"] for c in evidence["checks"] if c["kind"] == "check_run"][0] == "build"
+    assert evidence["range"]["method"] == "last_successful"
+    assert live_app.services.ledger.verify().ok
+
+
+def test_one_unapproved_ticket_in_fifty_rejects_naming_it(live_app: LiveApp, repo: str) -> None:
+    for n in range(1, 51):
+        if n == 37:
+            live_app.jira.add_ticket("PAY-37", "Not yet", status="In Progress")
+        else:
+            approved(live_app, f"PAY-{n}")
+    sha = setup_release(live_app, repo, [f"PAY-{n} change" for n in range(1, 51)])
+    deploy(live_app, repo, sha)
+    (answer,) = answers(live_app, repo)
+    assert answer["state"] == "rejected"
+    assert "- PAY-37 is In Progress; it needs to be moved to Approved in Jira" in answer["comment"]
+    assert answer["comment"].count("\n- ") == 1
+    assert ledger_entries(live_app)[0]["payload"]["decision"]["state"] == "rejected"
+
+
+def test_failed_or_missing_required_check_rejects(live_app: LiveApp, repo: str) -> None:
+    approved(live_app, "PAY-1")
+    sha = setup_release(live_app, repo, ["PAY-1 change"], build="failure")
+    deploy(live_app, repo, sha)
+    (answer,) = answers(live_app, repo)
+    assert answer["state"] == "rejected"
+    assert f"required check `build` has not succeeded on {sha[:7]} (failure)" in answer["comment"]
+
+    sha2 = live_app.github.add_commit(repo, "main", "PAY-1 more", author=ALICE)  # no build on this one
+    deploy(live_app, repo, sha2)
+    second = answers(live_app, repo, count=2)[1]
+    assert second["state"] == "rejected"
+    assert f"required check `build` has not succeeded on {sha2[:7]} (missing)" in second["comment"]
+
+
+def test_requester_who_approved_a_ticket_is_rejected(live_app: LiveApp, repo: str) -> None:
+    approved(live_app, "PAY-1", by="acc-bob")
+    sha = setup_release(live_app, repo, ["PAY-1 change"])
+    deploy(live_app, repo, sha, creator="bob")
+    (answer,) = answers(live_app, repo)
+    assert answer["state"] == "rejected"
+    assert "PAY-1: Bob Builder approved it but is also the deployment requester" in answer["comment"]
+
+
+def test_jira_down_never_approves(live_app: LiveApp, repo: str) -> None:
+    approved(live_app, "PAY-1")
+    sha = setup_release(live_app, repo, ["PAY-1 change"])
+    live_app.jira.faults.down = True
+    deploy(live_app, repo, sha)
+    found = answers(live_app, repo)
+    assert [a["state"] for a in found] == ["rejected"]
+    assert "Jira could not be read" in found[0]["comment"]
+    # It said it was waiting while it retried.
+    progress = [a for a in live_app.github.deployment_answers(repo) if a["state"] is None]
+    assert progress and progress[0]["comment"].startswith("Countersign is waiting: Jira could not be read")
+
+
+def test_callback_on_another_host_is_never_called(live_app: LiveApp, repo: str) -> None:
+    approved(live_app, "PAY-1")
+    sha = setup_release(live_app, repo, ["PAY-1 change"])
+    live_app.github.webhook_url = None
+    deployment_id = deploy(live_app, repo, sha)
+    payload = live_app.github.protection_rule_payload(
+        repo, deployment_id, callback_url="https://evil.example/repos/acme/x/actions/runs/1/deployment_protection_rule"
+    )
+    assert live_app.deliver("deployment_protection_rule", payload).status_code == 202
+    live_app.settle()
+    assert live_app.github.deployment_answers(repo) == []
+    assert not [r for r in live_app.github.recorder.requests if r.path.endswith("/deployment_protection_rule")]
+
+
+def test_a_redelivered_request_gets_no_second_answer(live_app: LiveApp, repo: str) -> None:
+    approved(live_app, "PAY-1")
+    sha = setup_release(live_app, repo, ["PAY-1 change"])
+    live_app.github.webhook_url = None
+    deployment_id = deploy(live_app, repo, sha)
+    payload = live_app.github.protection_rule_payload(repo, deployment_id)
+    live_app.deliver("deployment_protection_rule", payload)
+    answers(live_app, repo)
+    live_app.settle()
+    # A new delivery id for the same request (GitHub retried, or someone replayed it).
+    live_app.deliver("deployment_protection_rule", payload)
+    live_app.settle()
+    posts = [r for r in live_app.github.recorder.requests if r.path.endswith("/deployment_protection_rule")]
+    assert len(posts) == 1
+    with live_app.services.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(LedgerEntry)) == 1
+
+
+def test_null_deployment_takes_the_sha_from_the_payload(live_app: LiveApp, repo: str) -> None:
+    approved(live_app, "PAY-1")
+    sha = setup_release(live_app, repo, ["PAY-1 change"])
+    live_app.github.webhook_url = None
+    deployment_id = deploy(live_app, repo, sha)
+    payload = live_app.github.protection_rule_payload(repo, deployment_id, null_deployment=True)
+    live_app.deliver("deployment_protection_rule", payload)
+    (answer,) = answers(live_app, repo)
+    assert answer["state"] == "approved", answer["comment"]
+    assert ledger_entries(live_app)[0]["payload"]["sha"] == sha
+
+
+def test_ranges_follow_the_last_approved_deployment(live_app: LiveApp, repo: str) -> None:
+    approved(live_app, "PAY-1")
+    approved(live_app, "PAY-2")
+    first = setup_release(live_app, repo, ["PAY-1 first"])
+    deploy(live_app, repo, first)
+    answers(live_app, repo, 1)
+
+    # Second release: only the new commits, including a merged PR's branch commits.
+    live_app.github.add_commit(repo, "feature/pay-2", "wip", author=BOB)
+    branch_tip = live_app.github.add_commit(repo, "feature/pay-2", "more wip", author=BOB)
+    number = live_app.github.open_pull_request(repo, head="feature/pay-2", title="PAY-2: payouts", author="bob")
+    main_tip = live_app.github.pull_request(repo, number)["base"]["sha"]
+    merge = live_app.github.add_commit(
+        repo,
+        "main",
+        f"Merge pull request #{number} from acme/feature/pay-2\n\nPAY-2: payouts",
+        author=ERIN,  # whoever pressed Merge authors the merge commit
+        parents=[main_tip, branch_tip],
+    )
+    live_app.github.add_check_run(repo, merge, "build")
+    deploy(live_app, repo, merge)
+    second = answers(live_app, repo, 2)[1]
+    assert second["state"] == "approved", second["comment"]
+    evidence = ledger_entries(live_app)[1]["payload"]
+    assert evidence["range"]["method"] == "last_approved"
+    assert evidence["range"]["base_sha"] == first
+    assert len(evidence["commits"]) == 3  # the two branch commits and the merge commit
+    assert evidence["pull_requests"][0]["number"] == number
+    assert all("PAY-2" in c["tickets"] for c in evidence["commits"])
+
+    # Redeploy of the same SHA: no new commits, said so.
+    deploy(live_app, repo, merge)
+    assert answers(live_app, repo, 3)[2]["state"] == "approved"
+    assert ledger_entries(live_app)[2]["payload"]["range"]["status"] == "identical"
+
+    # Rollback to the first release.
+    deploy(live_app, repo, first)
+    assert answers(live_app, repo, 4)[3]["state"] == "approved"
+    rollback = ledger_entries(live_app)[3]["payload"]["range"]
+    assert rollback["status"] == "behind"
+    assert rollback["description"].startswith("a rollback")
+
+    # A force-pushed branch that does not descend from the last approved deployment.
+    live_app.github.set_branch(repo, "main", first)
+    forced = live_app.github.add_commit(repo, "main", "PAY-1 rewritten", author=ALICE)
+    live_app.github.add_check_run(repo, forced, "build")
+    deploy(live_app, repo, forced)
+    assert answers(live_app, repo, 5)[4]["state"] == "approved"
+    diverged = ledger_entries(live_app)[4]["payload"]
+    assert diverged["range"]["base_sha"] == first  # the rollback to `first` was the last approved
+    assert [c["message"] for c in diverged["commits"]] == ["PAY-1 rewritten"]
+
+
+def test_evidence_is_canonical_and_signed_chain_verifies(live_app: LiveApp, repo: str) -> None:
+    approved(live_app, "PAY-1")
+    sha = setup_release(live_app, repo, ["PAY-1 change"])
+    deploy(live_app, repo, sha)
+    answers(live_app, repo)
+    (view,) = live_app.services.ledger.search(limit=10)
+    assert view.payload == json.dumps(
+        json.loads(view.payload), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    result = live_app.services.ledger.verify()
+    assert result.ok and result.count == 1 and result.head_hash == view.hash
+
+
+def test_first_deployment_checks_the_whole_history_and_names_untraced_commits(live_app: LiveApp, repo: str) -> None:
+    approved(live_app, "PAY-1")
+    sha = setup_release(live_app, repo, ["PAY-1 change"], deployed_before=False)
+    deploy(live_app, repo, sha)
+    (answer,) = answers(live_app, repo)
+    assert answer["state"] == "rejected"
+    assert "(Initial commit) name no Jira ticket" in answer["comment"]
+    evidence = ledger_entries(live_app)[0]["payload"]
+    assert evidence["range"]["method"] == "first_deployment"
+    assert evidence["range"]["description"].startswith("first deployment to this environment: the 2 most recent")
