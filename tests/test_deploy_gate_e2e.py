@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 from conftest import ALICE, BOB, LiveApp, wait_for
-
-from simulators.github import Person
 from sqlalchemy import func, select
 
 from gating.models import LedgerEntry
+from simulators.github import Person
 
 ERIN = Person(name="Erin Merger", email="erin@example.com", login="erin")
 BOT = Person(name="dependabot[bot]", email="bot@example.com", login="dependabot[bot]")
@@ -92,7 +91,7 @@ def test_approved_release_is_approved_with_one_ledger_entry(live_app: LiveApp, r
     assert [t["key"] for t in evidence["tickets"]] == ["PAY-1", "PAY-2"]
     assert evidence["tickets"][0]["approvers"] == ["Carol Approver"]
     assert evidence["tickets"][0]["approval_record"]["items"][0]["toString"] == "Approved"
-    assert [c["name"] for c in evidence["checks"] if c["kind"] == "check_run"][0] == "build"
+    assert next(c["name"] for c in evidence["checks"] if c["kind"] == "check_run") == "build"
     assert evidence["range"]["method"] == "last_successful"
     assert live_app.services.ledger.verify().ok
 
