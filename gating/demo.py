@@ -11,11 +11,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from gating.api_auth import create_token
 from gating.db import Database
 from simulators.github import GitHubSimulator, Person, generate_app_key
 from simulators.jira import JiraSimulator
@@ -30,6 +32,10 @@ jira:
 identities:          # GitHub login -> Jira accountId
   alice: acc-alice
   bob: acc-bob
+  carol: acc-carol
+environments:
+  production:
+    required_checks: [build]
 """
 
 
@@ -84,6 +90,7 @@ def run_demo(*, port: int, github_port: int, jira_port: int, keep_serving: bool)
         "JIRA_TOKEN": "demo-token",
         "JIRA_WEBHOOK_SECRET": jira_secret,
         "DATABASE_URL": database_url,
+        "COUNTERSIGN_PUBLIC_URL": app_url,
     }
     server = launch_app(port, env)
     try:
@@ -92,6 +99,23 @@ def run_demo(*, port: int, github_port: int, jira_port: int, keep_serving: bool)
         github.webhook_url = f"{app_url}/webhooks/github"
         jira.webhook_url = f"{app_url}/webhooks/jira"
         _scenario(github, jira)
+        _deployment_scenario(github, jira)
+        token = create_token(Database(database_url), "demo", datetime.now(UTC))
+        verification = requests.get(
+            f"{app_url}/api/v1/ledger/verify", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        ).json()
+        entries = requests.get(
+            f"{app_url}/api/v1/deployments", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        latest = entries.json()["deployments"][0]["id"] if entries.ok and entries.json().get("deployments") else None
+        say(
+            "The evidence ledger",
+            f"verification: {'OK' if verification['ok'] else 'BROKEN'}, {verification['count']} entries, "
+            f"head {verification['head_hash'][:16]}…",
+        )
+        if latest is not None:
+            print(f"  dossier (JSON)  curl -H 'Authorization: Bearer {token}' {app_url}/api/v1/deployments/{latest}")
+            print(f"  dossier (page)  {app_url}/deployments/{latest}  (user: any, password: the token)")
         say(
             "Explore",
             f"Countersign health   {app_url}/healthz\n"
@@ -135,9 +159,52 @@ def wait_healthy(url: str, server: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"the app did not become ready at {url}")
 
 
+def wait_for_answer(github: GitHubSimulator, count: int, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        decided = [a for a in github.deployment_answers(REPO) if a["state"]]
+        if len(decided) >= count:
+            return decided[count - 1]
+        time.sleep(0.1)
+    raise RuntimeError(f"no answer to deployment request {count} after {timeout:.0f}s: see the app's log above")
+
+
+def show_answer(answer: dict[str, Any]) -> None:
+    mark = "✅" if answer["state"] == "approved" else "❌"
+    print(f"  {mark} deployment to {answer['environment_name']}: {answer['state']}")
+    for line in answer["comment"].splitlines()[1:]:
+        print(f"     {line}")
+
+
+def _deployment_scenario(github: GitHubSimulator, jira: JiraSimulator) -> None:
+    # The release: what was merged since production last ran (a successful deployment GitHub knows of).
+    base = github.add_commit(
+        REPO, "main", "Release 1.0", author=Person("Release Bot", "bot@acme.example", "renovate[bot]")
+    )
+    earlier = github.create_deployment(
+        REPO, ref="main", sha=base, environment="production", creator="bob", deliver=False
+    )
+    github.set_deployment_status(REPO, earlier, "success")
+    github.add_environment(REPO, "production")
+    jira.add_ticket("PAY-103", "Refund receipts", status="In Review")
+    github.add_commit(REPO, "main", "PAY-101 partial refunds", author=ALICE)
+    sha = github.add_commit(REPO, "main", "PAY-103 refund receipts", author=ALICE)
+    github.add_check_run(REPO, sha, "build")
+
+    say("4. Carol deploys main to production while PAY-103 is still in review")
+    github.create_deployment(REPO, ref="main", sha=sha, environment="production", creator="carol")
+    show_answer(wait_for_answer(github, 1))
+
+    say("5. Bob approves PAY-103; the next deployment request is approved")
+    jira.transition("PAY-103", "Approved", by="acc-bob")
+    github.create_deployment(REPO, ref="main", sha=sha, environment="production", creator="carol")
+    show_answer(wait_for_answer(github, 2))
+
+
 def _scenario(github: GitHubSimulator, jira: JiraSimulator) -> None:
     jira.add_user("acc-alice", "Alice Developer", email="alice@acme.example")
     jira.add_user("acc-bob", "Bob Reviewer", email="bob@acme.example")
+    jira.add_user("acc-carol", "Carol Releaser", email="carol@acme.example")
     jira.add_ticket("PAY-101", "Partial refunds", status="In Review")
     jira.add_ticket("PAY-102", "Faster payouts", status="In Review")
     github.add_repository(REPO)

@@ -1,10 +1,11 @@
-"""Jira deliveries: a ticket changed, so every open PR that references it is evaluated again."""
+"""Jira deliveries: a ticket changed, so open PRs and emergencies that reference it are evaluated again."""
 
 from __future__ import annotations
 
 import logging
 
 from gating.deliveries import Delivery
+from gating.emergencies import recheck_emergencies
 from gating.pull_request_gate import gate_pull_request, pull_requests_for_ticket
 from gating.routing import EventRouter
 from gating.services import Services
@@ -30,5 +31,10 @@ def on_ticket_changed(delivery: Delivery, services: Services) -> None:
         except Exception as exc:  # one PR failing must not stop the others
             log.exception("gate.reevaluation_failed", extra={"ticket": key, "repository": ref.repository})
             failures.append(f"{ref.repository}#{ref.number}: {exc}")
+    try:
+        recheck_emergencies(services, [key])
+    except Exception as exc:
+        log.exception("emergency.recheck_failed", extra={"ticket": key})
+        failures.append(f"emergencies: {exc}")
     if failures:
         raise RuntimeError("re-evaluation failed for " + "; ".join(failures))

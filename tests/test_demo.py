@@ -40,3 +40,6 @@ def test_demo_scenario_runs_end_to_end() -> None:
     )
     assert "✅ check run 'Countersign': success\n     1 ticket approved by someone other than the authors" in out
     assert "PAY-102: Alice Developer approved it but is also the PR author" in out
+    assert "❌ deployment to production: rejected\n     - PAY-103 is In Review" in out
+    assert "✅ deployment to production: approved" in out
+    assert "verification: OK, 2 entries" in out

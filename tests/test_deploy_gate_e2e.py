@@ -268,3 +268,40 @@ def test_first_deployment_checks_the_whole_history_and_names_untraced_commits(li
     evidence = ledger_entries(live_app)[0]["payload"]
     assert evidence["range"]["method"] == "first_deployment"
     assert evidence["range"]["description"].startswith("first deployment to this environment: the 2 most recent")
+
+
+def test_emergency_ships_then_is_approved_after_the_fact(live_app: LiveApp, repo: str) -> None:
+    from sqlalchemy import select as select_
+
+    from gating.models import Emergency
+
+    live_app.jira.add_ticket("OPS-9", "Hotfix the outage", status="In Progress", issue_type="Emergency Change")
+    sha = setup_release(live_app, repo, ["OPS-9 hotfix"])
+    deploy(live_app, repo, sha)
+    (answer,) = answers(live_app, repo)
+    assert answer["state"] == "approved", answer["comment"]
+    assert "as an emergency change" in answer["comment"]
+    first = live_app.services.ledger.search(limit=10)[0]
+    assert first.decision == "emergency"
+    with live_app.services.db.session() as session:
+        (emergency,) = session.scalars(select_(Emergency)).all()
+        assert emergency.tickets == "OPS-9" and emergency.resolved_at is None
+
+    # Alice wrote the hotfix: her approval does not settle it.
+    live_app.jira.transition("OPS-9", "Approved", by="acc-alice")
+    live_app.settle()
+    assert len(live_app.services.ledger.search(limit=10)) == 1
+
+    live_app.jira.transition("OPS-9", "Reopened", by="acc-carol")
+    live_app.jira.transition("OPS-9", "Approved", by="acc-carol")
+
+    def follow_up() -> list:
+        return [e for e in live_app.services.ledger.search(limit=10) if e.kind == "emergency_retroactive_approval"]
+
+    (entry,) = wait_for(follow_up, message="the retroactive approval entry")
+    assert entry.data["emergency_entry_id"] == first.id
+    assert entry.data["tickets"][0]["approvers"] == ["Carol Approver"]
+    assert entry.data["approved_within_deadline"] is True
+    with live_app.services.db.session() as session:
+        assert session.scalars(select_(Emergency)).one().resolution_entry_id == entry.id
+    assert live_app.services.ledger.verify().ok
