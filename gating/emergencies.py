@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from gating.gather import gather_policy, gather_tickets
 from gating.models import Emergency
@@ -82,9 +82,14 @@ def recheck_emergencies(services: Services, keys: Iterable[str] | None = None) -
 def _resolve(services: Services, emergency: Emergency, approvals: list[dict[str, Any]]) -> None:
     now = services.clock()
     with services.db.session() as session:
-        row = session.get(Emergency, emergency.id, with_for_update=True)
-        if row is None or row.resolved_at is not None:
-            return  # resolved meanwhile by another worker
+        # Claim it first: of two workers re-checking at once, only one records the approval.
+        claimed = session.execute(
+            update(Emergency)
+            .where(Emergency.id == emergency.id, Emergency.resolved_at.is_(None))
+            .values(resolved_at=now)
+        ).rowcount
+        if not claimed:
+            return
         entry = services.ledger.append(
             "emergency_retroactive_approval",
             {
@@ -107,6 +112,5 @@ def _resolve(services: Services, emergency: Emergency, approvals: list[dict[str,
             },
             session=session,
         )
-        row.resolved_at = now
-        row.resolution_entry_id = entry.id
+        session.execute(update(Emergency).where(Emergency.id == emergency.id).values(resolution_entry_id=entry.id))
     log.info("emergency.resolved", extra={"emergency": emergency.id, "entry": entry.id})

@@ -36,6 +36,7 @@ T = TypeVar("T")
 
 SEARCH_FIELDS = ("summary", "status", "issuetype", "project", "created", "updated", "reporter")
 RECONCILE_LIMIT = 50  # Jira Cloud accepts at most 50 ids in reconcileIssues
+ID_PAGE_SIZE = 1000  # an id-only search may ask for up to 5,000 a page
 MAX_RETRY_AFTER = 30.0  # never sleep longer than this on a Retry-After
 MAX_BACKOFF = 8.0
 _JSM_BASE = "{server}/rest/servicedeskapi/{path}"
@@ -136,6 +137,16 @@ class JiraGateway:
         size = min(self._batch_size, RECONCILE_LIMIT) if reconcile else self._batch_size
         tickets: dict[str, Ticket] = {}
         unknown: set[str] = set()
+        if reconcile and len(self._known_ids(keys)) < len(keys):
+            # Keys never read before: one id-only search (pages of up to 1,000) learns their ids, so
+            # every batch below can ask for a consistent read with reconcileIssues.
+            unseen = [k for k in keys if k not in set(self._known_ids_by_key(keys))]
+            found_ids, gone = self._search(unseen, [], cloud=cloud, fields=("id",), page_size=ID_PAGE_SIZE)
+            unknown |= gone
+            with self._cache_lock:
+                for issue in found_ids:
+                    self._ids[str(issue["key"]).upper()] = str(issue["id"])
+            keys = [k for k in keys if k not in gone]
         for chunk in _chunks(keys, size):
             ids = self._known_ids(chunk) if reconcile else []
             issues, not_found = self._search(chunk, ids, cloud=cloud)
@@ -167,7 +178,19 @@ class JiraGateway:
         with self._cache_lock:
             return [self._ids[k] for k in keys if k in self._ids]
 
-    def _search(self, keys: list[str], ids: list[str], *, cloud: bool) -> tuple[list[dict[str, Any]], set[str]]:
+    def _known_ids_by_key(self, keys: list[str]) -> dict[str, str]:
+        with self._cache_lock:
+            return {k: self._ids[k] for k in keys if k in self._ids}
+
+    def _search(
+        self,
+        keys: list[str],
+        ids: list[str],
+        *,
+        cloud: bool,
+        fields: tuple[str, ...] = SEARCH_FIELDS,
+        page_size: int | None = None,
+    ) -> tuple[list[dict[str, Any]], set[str]]:
         """Search one batch; keys Jira says do not exist are dropped and the rest searched once more."""
         remaining = list(keys)
         unknown: set[str] = set()
@@ -175,7 +198,7 @@ class JiraGateway:
             if not remaining:
                 break
             try:
-                return self._search_pages(remaining, ids, cloud=cloud), unknown
+                return self._search_pages(remaining, ids, cloud=cloud, fields=fields, page_size=page_size), unknown
             except JIRAError as exc:
                 if exc.status_code != 400 or attempt == 1:
                     raise
@@ -187,8 +210,18 @@ class JiraGateway:
                 remaining = [k for k in remaining if k not in missing]
         return [], unknown
 
-    def _search_pages(self, keys: list[str], ids: list[str], *, cloud: bool) -> list[dict[str, Any]]:
+    def _search_pages(
+        self,
+        keys: list[str],
+        ids: list[str],
+        *,
+        cloud: bool,
+        fields: tuple[str, ...] = SEARCH_FIELDS,
+        page_size: int | None = None,
+    ) -> list[dict[str, Any]]:
         jql = f"key in ({', '.join(keys)}) ORDER BY key"
+        page_size = page_size or self._batch_size
+        expand = "changelog" if "status" in fields else None
         issues: list[dict[str, Any]] = []
         if cloud:
             token: str | None = None
@@ -200,9 +233,9 @@ class JiraGateway:
                     lambda c, page_token=page_token: c.enhanced_search_issues(
                         jql,
                         nextPageToken=page_token,
-                        maxResults=self._batch_size,
-                        fields=list(SEARCH_FIELDS),
-                        expand="changelog",
+                        maxResults=page_size,
+                        fields=list(fields),
+                        expand=expand,
                         reconcileIssues=[int(i) for i in ids] or None,
                         json_result=True,
                     ),
@@ -221,9 +254,9 @@ class JiraGateway:
                 lambda c, page_start=page_start: c.search_issues(
                     jql,
                     startAt=page_start,
-                    maxResults=self._batch_size,
-                    fields=list(SEARCH_FIELDS),
-                    expand="changelog",
+                    maxResults=page_size,
+                    fields=list(fields),
+                    expand=expand,
                     json_result=True,
                 ),
             )

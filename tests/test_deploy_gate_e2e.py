@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 
+import pytest
 from conftest import ALICE, BOB, LiveApp, wait_for
 from sqlalchemy import func, select
 
@@ -305,3 +307,39 @@ def test_emergency_ships_then_is_approved_after_the_fact(live_app: LiveApp, repo
     with live_app.services.db.session() as session:
         assert session.scalars(select_(Emergency)).one().resolution_entry_id == entry.id
     assert live_app.services.ledger.verify().ok
+
+
+@pytest.mark.postgres
+def test_twenty_concurrent_decisions_form_one_chain(live_app: LiveApp, repo: str) -> None:
+    if os.environ.get("COUNTERSIGN_TEST_DB") != "postgresql":
+        pytest.skip("concurrency is tested on PostgreSQL: COUNTERSIGN_TEST_DB=postgresql TEST_DATABASE_URL=…")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gating.deliveries import ThreadProcessor
+
+    live_app.services.processor = ThreadProcessor(20)  # twenty decisions at once, not four
+    approved(live_app, "PAY-1")
+    live_app.github.webhook_url = None
+    tip = _tip(live_app, repo)
+    sha = setup_release(live_app, repo, ["PAY-1 change"], deployed_before=False)
+    payloads = []
+    for n in range(20):
+        live_app.github.add_environment(repo, f"region-{n}")
+        earlier = live_app.github.create_deployment(
+            repo, ref="main", sha=tip, environment=f"region-{n}", creator="carol", deliver=False
+        )
+        live_app.github.set_deployment_status(repo, earlier, "success")
+        deployment_id = live_app.github.create_deployment(
+            repo, ref="main", sha=sha, environment=f"region-{n}", creator="dave"
+        )
+        payloads.append(live_app.github.protection_rule_payload(repo, deployment_id))
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(lambda p: live_app.deliver("deployment_protection_rule", p).status_code, payloads))
+    assert statuses == [202] * 20
+    found = answers(live_app, repo, 20)
+    assert {a["state"] for a in found} == {"approved"}
+    live_app.settle(timeout=60)
+    entries = live_app.services.ledger.search(limit=100)
+    assert sorted(e.sequence for e in entries) == list(range(1, 21))
+    result = live_app.services.ledger.verify()
+    assert result.ok and result.count == 20
