@@ -648,7 +648,8 @@ class JiraSimulator:
                 return _error(404, f"null for uri: {request.url}")
             params = _params()
             wanted = _wanted_fields(params.get("fields", []), default_all=False)
-            only_ids = wanted is not None and not (wanted - {"id"})
+            # Jira pages up to 5,000 when only ids or keys are asked for (the library sends "issuekey").
+            only_ids = wanted is not None and not (wanted - {"id", "key", "issuekey"})
             cap = 5000 if only_ids else 100
             cap = min(cap, self.search_page_limit or cap)
             size = min(max(_int(_first(params, "maxResults"), 50), 1), cap)
