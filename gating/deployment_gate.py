@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlparse
 
+import requests
 from github import Github, GithubException
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -340,8 +341,28 @@ def render_comment(services: Services, request: ProtectionRequest, verdict: Verd
 
 
 def _send_answer(services: Services, request: ProtectionRequest, state: str, comment: str) -> None:
+    """Send the recorded decision; while GitHub fails (5xx, 429, no connection), try again until the deadline."""
     body = {"environment_name": request.environment, "state": state, "comment": comment}
-    services.github.with_installation(request.installation_id, lambda gh: _post(gh, request.callback_url, body))
+    deadline = time.monotonic() + services.settings.deploy_retry_seconds
+    delay, attempt = 0.5, 0
+    while True:
+        attempt += 1
+        try:
+            services.github.with_installation(request.installation_id, lambda gh: _post(gh, request.callback_url, body))
+            return
+        except GithubException as exc:
+            if exc.status == 422 and attempt > 1:
+                # An earlier attempt reached GitHub even though its answer did not reach us.
+                log.info("deploy.answer_already_recorded", extra={"repository": request.repository})
+                return
+            if not (exc.status >= 500 or exc.status == 429) or time.monotonic() + delay > deadline:
+                raise
+        except requests.RequestException:
+            if time.monotonic() + delay > deadline:
+                raise
+        log.warning("deploy.answer_retry", extra={"repository": request.repository, "attempt": attempt})
+        time.sleep(delay)
+        delay = min(delay * 2, 30.0)
 
 
 def _try_progress(services: Services, request: ProtectionRequest, message: str) -> None:

@@ -42,7 +42,13 @@ class Faults:
     retry_after: int | None = None
     down: bool = False
     hang: float = 0.0
+    path_failures: dict[str, list[int]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def fail_path(self, fragment: str, *statuses: int) -> None:
+        """Answer the next requests whose path contains `fragment` with `statuses`, in order."""
+        with self.lock:
+            self.path_failures.setdefault(fragment, []).extend(statuses)
 
     def reset(self) -> None:
         with self.lock:
@@ -51,13 +57,17 @@ class Faults:
             self.retry_after = None
             self.down = False
             self.hang = 0.0
+            self.path_failures.clear()
 
-    def take(self) -> int | None:
+    def take(self, path: str = "") -> int | None:
         with self.lock:
             if self.down:
                 return 503
             if self.fail_next:
                 return self.fail_next.pop(0)
+            for fragment, statuses in self.path_failures.items():
+                if fragment in path and statuses:
+                    return statuses.pop(0)
         return None
 
 
@@ -94,7 +104,7 @@ class RecordingMiddleware:
         if request.path.startswith("/_sim/"):
             # The control and state pages are for people and tests: no faults, no log.
             return self.app(environ, start_response)
-        failure = self.faults.take()
+        failure = self.faults.take(request.path)
         if failure is not None:
             response = Response(json.dumps(self.fault_body(failure)), status=failure, mimetype="application/json")
             if failure in (429, 503) and self.faults.retry_after is not None:

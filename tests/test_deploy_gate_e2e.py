@@ -343,3 +343,32 @@ def test_twenty_concurrent_decisions_form_one_chain(live_app: LiveApp, repo: str
     assert sorted(e.sequence for e in entries) == list(range(1, 21))
     result = live_app.services.ledger.verify()
     assert result.ok and result.count == 20
+
+
+def test_a_failed_answer_is_sent_again_without_a_second_decision(live_app: LiveApp, repo: str) -> None:
+    approved(live_app, "PAY-1")
+    sha = setup_release(live_app, repo, ["PAY-1 change"])
+    live_app.github.webhook_url = None
+    deployment_id = deploy(live_app, repo, sha)
+    payload = live_app.github.protection_rule_payload(repo, deployment_id)
+
+    # GitHub fails the callback once: the answer is retried and arrives once.
+    live_app.github.faults.fail_path("/deployment_protection_rule", 502)
+    live_app.deliver("deployment_protection_rule", payload)
+    assert [a["state"] for a in answers(live_app, repo)] == ["approved"]
+
+    # GitHub fails it for longer than the app waits: the delivery fails, the decision stays recorded,
+    # and a redelivery sends that same decision without deciding again.
+    second = deploy(live_app, repo, sha)
+    payload = live_app.github.protection_rule_payload(repo, second)
+    live_app.github.faults.fail_path("/deployment_protection_rule", *([503] * 20))
+    delivery_id = "redelivered-once"
+    live_app.deliver("deployment_protection_rule", payload, delivery_id=delivery_id)
+    wait_for(lambda: live_app.services.deliveries.status(f"github:{delivery_id}") == "failed", timeout=20)
+    assert len(live_app.services.ledger.search(limit=10)) == 2
+    live_app.github.faults.path_failures.clear()
+    live_app.deliver("deployment_protection_rule", payload, delivery_id=delivery_id)
+    found = answers(live_app, repo, 2)
+    assert [a["state"] for a in found] == ["approved", "approved"]
+    live_app.settle()
+    assert len(live_app.services.ledger.search(limit=10)) == 2
