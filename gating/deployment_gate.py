@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 from dataclasses import asdict
 from datetime import timedelta
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 router = EventRouter()
 
 COMMENT_LIMIT = 1024  # GitHub's limit on a protection-rule comment
+PROGRESS_AFTER_SECONDS = 3.0
 _CALLBACK_PATH = re.compile(r"/repos/([^/]+)/([^/]+)/actions/runs/(\d+)/deployment_protection_rule$")
 
 
@@ -96,7 +98,18 @@ def decide(services: Services, request: ProtectionRequest) -> None:
             _mark_sent(services, existing.id)
         log.info("deploy.already_decided", extra={"repository": request.repository, "run_id": request.run_id})
         return
-    verdict, evidence = _evaluate_with_retries(services, request)
+    # A long evaluation (thousands of commits, a slow Jira) tells the release manager it is under way.
+    progress = threading.Timer(
+        PROGRESS_AFTER_SECONDS,
+        _try_progress,
+        (services, request, "Countersign is checking this release's commits, tickets and CI results…"),
+    )
+    progress.daemon = True
+    progress.start()
+    try:
+        verdict, evidence = _evaluate_with_retries(services, request)
+    finally:
+        progress.cancel()
     state = "approved" if verdict.passed else "rejected"
     decision_label = "emergency" if verdict.outcome is Outcome.EMERGENCY else state
     evidence["decision"] = {"state": state, "outcome": verdict.outcome.label, "reasons": list(verdict.reasons())}

@@ -372,3 +372,18 @@ def test_a_failed_answer_is_sent_again_without_a_second_decision(live_app: LiveA
     assert [a["state"] for a in found] == ["approved", "approved"]
     live_app.settle()
     assert len(live_app.services.ledger.search(limit=10)) == 2
+
+
+def test_a_slow_evaluation_reports_progress(live_app: LiveApp, repo: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gating import deployment_gate
+
+    monkeypatch.setattr(deployment_gate, "PROGRESS_AFTER_SECONDS", 0.2)
+    approved(live_app, "PAY-1")
+    sha = setup_release(live_app, repo, ["PAY-1 change"])
+    live_app.github.faults.latency = 0.1  # every GitHub request now takes 100 ms
+    deploy(live_app, repo, sha)
+    answers(live_app, repo)
+    sent = live_app.github.deployment_answers(repo)
+    assert sent[0]["state"] is None
+    assert sent[0]["comment"].startswith("Countersign is checking this release")
+    assert sent[-1]["state"] == "approved"
