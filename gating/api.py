@@ -1,12 +1,13 @@
-"""JSON API under /api/v1, every endpoint behind a bearer token: ledger verification."""
+"""JSON API under /api/v1, every endpoint behind a bearer token: ledger verification, deployments, emergencies."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 
 from gating.api_auth import require_token
+from gating.dossier import BadParameter, DeploymentQuery, load_dossier, open_emergencies, search_deployments, summary
 from gating.ledger import Ledger, signing_key_from_env
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -29,3 +30,49 @@ def current_ledger() -> Ledger:
 def ledger_verify() -> Any:
     result = current_ledger().verify()
     return jsonify(result.as_dict())
+
+
+def _error(status: int, message: str, **extra: Any) -> Any:
+    response = jsonify(error=message, **extra)
+    response.status_code = status
+    return response
+
+
+@bp.get("/deployments")
+@require_token
+def deployments() -> Any:
+    """Deployment decisions in the ledger, newest first: repo, environment, ticket, sha (prefix), since, until,
+    decision, limit (default 50, at most 500)."""
+    try:
+        query = DeploymentQuery.from_args(request.args)
+    except BadParameter as exc:
+        return _error(400, str(exc), parameter=exc.name)
+    entries = search_deployments(current_ledger().db, query)
+    return jsonify(deployments=[summary(entry) for entry in entries])
+
+
+@bp.get("/deployments/<entry_id>")
+@require_token
+def deployment(entry_id: str) -> Any:
+    """One deployment's dossier: evidence, ledger entry, chain verification and the auditor's five answers."""
+    dossier = load_dossier(current_ledger(), int(entry_id)) if entry_id.isdigit() and len(entry_id) < 19 else None
+    if dossier is None:
+        return _error(404, f"no deployment decision with ledger entry id {entry_id}")
+    return jsonify(dossier)
+
+
+@bp.get("/emergencies")
+@require_token
+def emergencies() -> Any:
+    """Open emergency changes awaiting retroactive approval; overdue=true|false filters on the deadline."""
+    raw = (request.args.get("overdue") or "").strip().lower()
+    if raw in ("", "all"):
+        overdue = None
+    elif raw in ("true", "1", "yes"):
+        overdue = True
+    elif raw in ("false", "0", "no"):
+        overdue = False
+    else:
+        return _error(400, f"overdue: {raw!r} is not true or false", parameter="overdue")
+    services = current_app.extensions["countersign"]
+    return jsonify(emergencies=open_emergencies(services.db, services.clock(), overdue=overdue))

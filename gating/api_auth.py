@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import logging
@@ -107,6 +109,52 @@ def require_token(view: F) -> F:
             # The token itself is never logged, only that one was refused.
             log.warning("api.bad_token", extra={"path": request.path, "remote_addr": request.remote_addr})
             return _unauthorized("invalid or revoked token", invalid=True)
+        g.api_token_name = name
+        return view(*args, **kwargs)
+
+    return guarded  # type: ignore[return-value]
+
+
+def _basic_password(header: str) -> str | None:
+    """The password of an HTTP Basic Authorization header (any username), or None."""
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    _, sep, password = decoded.partition(":")
+    return password if sep and password else None
+
+
+def _basic_challenge(message: str) -> Any:
+    response = current_app.response_class(message + "\n", status=401, mimetype="text/plain")
+    response.headers["WWW-Authenticate"] = 'Basic realm="Countersign"'
+    return response
+
+
+def require_token_or_basic(view: F) -> F:
+    """For HTML pages: a live API token as a bearer token, or as the password of HTTP Basic (any username).
+
+    A 401 carries `WWW-Authenticate: Basic realm="Countersign"` so that a browser asks for it. Tokens are never
+    accepted in the URL: query strings end up in access logs and browser history.
+    """
+
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        header = request.headers.get("Authorization", "")
+        scheme, _, rest = header.partition(" ")
+        if scheme.lower() == "bearer":
+            token: str | None = rest.strip() or None
+        else:
+            token = _basic_password(header)
+        if token is None:
+            return _basic_challenge("authentication required: an API token as the password (any user name)")
+        name = authenticate(current_app.extensions["countersign"].db, token)
+        if name is None:
+            log.warning("console.bad_token", extra={"path": request.path, "remote_addr": request.remote_addr})
+            return _basic_challenge("invalid or revoked token")
         g.api_token_name = name
         return view(*args, **kwargs)
 

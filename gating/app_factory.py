@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, jsonify
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from gating import api, deployment_gate, health, jira_events, pull_request_gate
+from gating import api, console, deployment_gate, health, jira_events, pull_request_gate
 from gating.db import Database
 from gating.deliveries import DeliveryStore, ThreadProcessor
 from gating.github_gateway import GitHubApp
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(console.bp)
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_exc: Exception) -> Any:

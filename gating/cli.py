@@ -1,7 +1,8 @@
-"""The `countersign` command: demo, db upgrade, check-settings, verify, checkpoint, token."""
+"""The `countersign` command: demo, db upgrade, check-settings, verify, checkpoint, token, export."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -211,6 +212,82 @@ def token_list() -> None:
     for info in tokens:
         state = f"revoked {_date(info.revoked_at)}" if info.revoked_at else "active"
         click.echo(f"{info.name}\tcreated {_date(info.created_at)}\t{state}")
+
+
+@main.command(
+    help="Export deployment dossiers: one (--id) as JSON or a printable HTML page, or a JSON array of all "
+    "those matching --repo/--environment/--since/--until (audit sampling)."
+)
+@click.option("--id", "entry_id", type=int, help="Ledger entry id of one deployment decision.")
+@click.option("--repo", help="Repository (owner/name).")
+@click.option("--environment", help="Environment, e.g. production.")
+@click.option("--since", help="From this ISO-8601 date or datetime (UTC unless it names a zone).")
+@click.option("--until", help="Up to this ISO-8601 datetime, or through the end of this date.")
+@click.option("--decision", type=click.Choice(["approved", "rejected", "emergency"]), help="Only this decision.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "html"]), default="json", show_default=True, help="Output format."
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="File to write; default stdout.")
+def export(
+    entry_id: int | None,
+    repo: str | None,
+    environment: str | None,
+    since: str | None,
+    until: str | None,
+    decision: str | None,
+    fmt: str,
+    output: Path | None,
+) -> None:
+    from gating.dossier import (
+        BadParameter,
+        DeploymentQuery,
+        build_dossier,
+        load_dossier,
+        render_dossier,
+        search_deployments,
+    )
+
+    selecting = any(v is not None for v in (repo, environment, since, until, decision))
+    if entry_id is None and not selecting:
+        raise click.UsageError("give --id N, or --repo/--environment/--since/--until/--decision to select several")
+    if entry_id is not None and selecting:
+        raise click.UsageError("--id exports one dossier; it cannot be combined with search options")
+    if entry_id is None and fmt == "html":
+        raise click.UsageError("HTML exports one dossier: give --id N (several dossiers export as JSON)")
+    if entry_id is None:
+        args = {"repo": repo or "", "environment": environment or "", "since": since or "", "until": until or ""}
+        args["decision"] = decision or ""
+        try:
+            query = DeploymentQuery.from_args(args)
+        except BadParameter as exc:
+            raise click.BadParameter(exc.message, param_hint=f"--{exc.name}") from exc
+        query = dataclasses.replace(query, limit=None)
+    database = _migrated_database()
+    try:
+        ledger = _ledger(database)
+        verification = ledger.verify()
+        if entry_id is not None:
+            dossier = load_dossier(ledger, entry_id, verification)
+            if dossier is None:
+                raise click.ClickException(f"no deployment decision with ledger entry id {entry_id}")
+            dossiers = [dossier]
+        else:
+            entries = search_deployments(database, query)
+            dossiers = [build_dossier(entry, verification, ledger) for entry in reversed(entries)]
+    finally:
+        database.dispose()
+    if fmt == "html":
+        text = render_dossier(dossiers[0])
+    else:
+        document = dossiers[0] if entry_id is not None else dossiers
+        text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"{len(dossiers)} dossier(s) written to {output}", err=True)
+    if not verification.ok:
+        click.echo(f"warning: ledger BROKEN: {verification.reason}", err=True)
 
 
 def _date(value: datetime) -> str:

@@ -1,0 +1,64 @@
+"""HTML pages for people: the dashboard (GET /) and one deployment's printable dossier (GET /deployments/<id>).
+
+Authenticated like the API, with an API token, which a browser sends as the password of HTTP Basic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, request
+
+from gating.api import current_ledger
+from gating.api_auth import require_token_or_basic
+from gating.dossier import (
+    BadParameter,
+    DeploymentQuery,
+    load_dossier,
+    open_emergencies,
+    render_dashboard,
+    render_dossier,
+    render_message,
+    search_deployments,
+    summary,
+)
+
+bp = Blueprint("console", __name__)
+
+FILTERS = ("repo", "environment", "ticket", "sha", "decision")
+
+
+def _html(body: str, status: int = 200) -> Any:
+    response = current_app.response_class(body, status=status, mimetype="text/html")
+    # The pages show evidence from other systems; keep them inert.
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/")
+@require_token_or_basic
+def dashboard() -> Any:
+    filters = {name: request.args[name].strip() for name in FILTERS if (request.args.get(name) or "").strip()}
+    services = current_app.extensions["countersign"]
+    error = None
+    status = 200
+    try:
+        query = DeploymentQuery.from_args(filters)
+        deployments = [summary(entry) for entry in search_deployments(services.db, query)]
+    except BadParameter as exc:
+        error, status, deployments = str(exc), 400, []
+    emergencies = open_emergencies(services.db, services.clock())
+    return _html(render_dashboard(deployments, emergencies, filters, error), status)
+
+
+@bp.get("/deployments/<entry_id>")
+@require_token_or_basic
+def deployment_page(entry_id: str) -> Any:
+    dossier = load_dossier(current_ledger(), int(entry_id)) if entry_id.isdigit() and len(entry_id) < 19 else None
+    if dossier is None:
+        message = f"There is no deployment decision with ledger entry id {entry_id}."
+        return _html(render_message("Dossier not found", message), 404)
+    return _html(render_dossier(dossier))
