@@ -297,3 +297,37 @@ def _date(value: datetime) -> str:
 
 if __name__ == "__main__":
     main()
+
+
+@main.group(help="Emergency changes awaiting approval after the fact.")
+def emergencies() -> None:
+    pass
+
+
+@emergencies.command(
+    "recheck",
+    help="Re-read the tickets of open emergency changes and record those now approved (run it periodically, "
+    "e.g. hourly from cron; Jira webhooks do the same as tickets change). Needs the app's environment variables.",
+)
+def emergencies_recheck() -> None:
+    from gating.app_factory import build_services
+    from gating.deliveries import InlineProcessor
+    from gating.emergencies import aware, open_emergencies, recheck_emergencies
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    services = build_services(settings, processor=InlineProcessor())
+    services.db.require_migrated()
+    pending = open_emergencies(services)
+    resolved = recheck_emergencies(services)
+    now = services.clock()
+    overdue = [e for e in open_emergencies(services) if aware(e.deadline) < now]
+    click.echo(f"{len(pending)} open emergency change(s); {len(resolved)} approved after the fact now")
+    for emergency in overdue:
+        click.echo(
+            f"overdue: {emergency.repository} {emergency.environment} {emergency.sha[:7]} "
+            f"({emergency.tickets}) was due {aware(emergency.deadline):%Y-%m-%d %H:%M} UTC"
+        )
+    services.db.dispose()

@@ -387,3 +387,36 @@ def test_a_slow_evaluation_reports_progress(live_app: LiveApp, repo: str, monkey
     assert sent[0]["state"] is None
     assert sent[0]["comment"].startswith("Countersign is checking this release")
     assert sent[-1]["state"] == "approved"
+
+
+def test_periodic_recheck_records_an_emergency_approved_without_a_webhook(
+    live_app: LiveApp, repo: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from gating.cli import main
+
+    live_app.jira.add_ticket("OPS-3", "Hotfix", status="In Progress", issue_type="Emergency Change")
+    sha = setup_release(live_app, repo, ["OPS-3 hotfix"])
+    deploy(live_app, repo, sha)
+    assert answers(live_app, repo)[0]["state"] == "approved"
+    live_app.jira.webhook_url = None  # Jira's webhook is lost: only the periodic re-check can notice
+    live_app.jira.transition("OPS-3", "Approved", by="acc-carol")
+
+    settings = live_app.services.settings
+    for name, value in {
+        "GITHUB_APP_ID": settings.github_app_id,
+        "GITHUB_APP_PRIVATE_KEY": settings.github_private_key,
+        "GITHUB_WEBHOOK_SECRET": settings.github_webhook_secret,
+        "GITHUB_API_URL": settings.github_api_url,
+        "JIRA_URL": settings.jira_url,
+        "JIRA_USER": settings.jira_user or "",
+        "JIRA_TOKEN": settings.jira_token or "",
+        "DATABASE_URL": settings.database_url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(main, ["emergencies", "recheck"])
+    assert result.exit_code == 0, result.output
+    assert "1 open emergency change(s); 1 approved after the fact now" in result.output
+    kinds = [e.kind for e in live_app.services.ledger.search(limit=10)]
+    assert kinds == ["emergency_retroactive_approval", "deployment_decision"]
