@@ -37,6 +37,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/pr_gate.py
+	$(BIN)/python bench/deploy_gate.py
 
 clean:
 	rm -rf $(VENV) node_modules instance
