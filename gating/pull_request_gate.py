@@ -254,31 +254,27 @@ def _pull_or_none(repo: Any, number: int) -> dict[str, Any] | None:
         return None
 
 
+def _check_run_record(repository: str, head_sha: str, name: str) -> Any:
+    return select(CheckRunRecord).where(
+        CheckRunRecord.repository == repository,
+        CheckRunRecord.head_sha == head_sha,
+        CheckRunRecord.check_name == name,
+    )
+
+
 def _start_check_run(
     services: Services, repo: Any, repository: str, head_sha: str, name: str, number: int | None, new_run: bool
 ) -> int:
     """Create the check run in progress, or put the existing one for this head back in progress."""
     with services.db.session() as session:
-        record = session.scalar(
-            select(CheckRunRecord).where(
-                CheckRunRecord.repository == repository,
-                CheckRunRecord.head_sha == head_sha,
-                CheckRunRecord.check_name == name,
-            )
-        )
+        record = session.scalar(_check_run_record(repository, head_sha, name))
         existing = record.check_run_id if record else None
     if existing and not new_run:
         _patch_check_run(repo, existing, status="in_progress")
         return existing
     run = repo.create_check_run(name=name, head_sha=head_sha, status="in_progress")
     with services.db.session() as session:
-        record = session.scalar(
-            select(CheckRunRecord).where(
-                CheckRunRecord.repository == repository,
-                CheckRunRecord.head_sha == head_sha,
-                CheckRunRecord.check_name == name,
-            )
-        )
+        record = session.scalar(_check_run_record(repository, head_sha, name))
         if record:
             record.check_run_id = run.id
         else:
@@ -309,13 +305,7 @@ def _complete_check_run(
         fields["output"]["text"] = output.text
     _patch_check_run(repo, run_id, **fields)
     with services.db.session() as session:
-        record = session.scalar(
-            select(CheckRunRecord).where(
-                CheckRunRecord.repository == repository,
-                CheckRunRecord.head_sha == head_sha,
-                CheckRunRecord.check_name == name,
-            )
-        )
+        record = session.scalar(_check_run_record(repository, head_sha, name))
         if record:
             record.outcome = verdict.outcome.label
             record.title = output.title

@@ -10,7 +10,14 @@ from typing import Any
 
 from gating.policy.config import Policy
 from gating.policy.facts import Commit, GitHubPerson
-from gating.policy.pull_request import References, collect_references, evaluate_tickets, make_verdict, uncovered_commits
+from gating.policy.pull_request import (
+    References,
+    collect_references,
+    evaluate_tickets,
+    make_verdict,
+    traceability_finding,
+    uncovered_commits,
+)
 from gating.policy.verdict import Finding, Outcome, Verdict
 from jira_client.models import Ticket
 
@@ -146,15 +153,8 @@ def evaluate_deployment(facts: DeploymentFacts, policy: Policy) -> Verdict:
     findings: list[Finding] = []
     uncovered = uncovered_commits(references, facts.commits, policy)
     if uncovered:
-        listed = ", ".join(f"{c.short_sha} ({c.headline[:60]})" for c in uncovered[:10])
-        more = f" and {len(uncovered) - 10} more" if len(uncovered) > 10 else ""
         findings.append(
-            Finding(
-                "traceability",
-                Outcome.FAILED,
-                f"{len(uncovered)} commit(s) name no Jira ticket",
-                (f"commits {listed}{more} name no Jira ticket, nor does the PR they came with",),
-            )
+            traceability_finding(uncovered, "neither do the PRs they came with; reference a ticket in each")
         )
     required = policy.environment(facts.environment).required_checks
     for name in required:

@@ -161,17 +161,9 @@ def evaluate_pull_request(facts: PullRequestFacts, policy: Policy) -> Verdict:
     findings: list[Finding] = []
     uncovered = uncovered_commits(references, facts.commits, policy)
     if uncovered:
-        listed = ", ".join(f"{c.short_sha} ({c.headline[:60]})" for c in uncovered[:10])
-        more = f" and {len(uncovered) - 10} more" if len(uncovered) > 10 else ""
         findings.append(
-            Finding(
-                "traceability",
-                Outcome.FAILED,
-                f"{len(uncovered)} commit(s) name no Jira ticket",
-                (
-                    f"commits {listed}{more} name no Jira ticket; put a key such as PAY-123 in the PR title, "
-                    "the branch name or each commit message",
-                ),
+            traceability_finding(
+                uncovered, "put a key such as PAY-123 in the PR title, the branch name or each commit message"
             )
         )
     elif not references.all_keys and facts.commits and not all(policy.is_exempt(c.author.login) for c in facts.commits):
@@ -185,6 +177,18 @@ def evaluate_pull_request(facts: PullRequestFacts, policy: Policy) -> Verdict:
             Finding("review", Outcome.FAILED if problem else Outcome.PASSED, problem or "approved by a reviewer")
         )
     return make_verdict(tickets, findings, uncovered, len(facts.commits), facts.evaluated_at)
+
+
+def traceability_finding(uncovered: Sequence[Commit], fix: str) -> Finding:
+    """The failure for commits that no ticket covers, naming up to ten of them."""
+    listed = ", ".join(f"{c.short_sha} ({c.headline[:60]})" for c in uncovered[:10])
+    more = f" and {len(uncovered) - 10} more" if len(uncovered) > 10 else ""
+    return Finding(
+        "traceability",
+        Outcome.FAILED,
+        f"{len(uncovered)} commit(s) name no Jira ticket",
+        (f"commits {listed}{more} name no Jira ticket; {fix}",),
+    )
 
 
 def make_verdict(
