@@ -16,20 +16,16 @@ import argparse
 import logging
 import math
 import os
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gating.db import Database
-from gating.demo import launch_app, wait_healthy
+from bench.stack import start_stack
 from jira_client.gateway import RECONCILE_LIMIT
-from simulators.github import GitHubSimulator, Person, generate_app_key
-from simulators.jira import JiraSimulator
+from simulators.github import GitHubSimulator, Person
 
 REPO = "acme/payments"
 ALICE = Person(name="Alice", email="alice@example.com", login="alice")
@@ -43,12 +39,6 @@ environments:
   production:
     required_checks: [build]
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_answer(github: GitHubSimulator, count: int, timeout: float = 120) -> float:
@@ -71,30 +61,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
-    private_pem, public_pem = generate_app_key()
-    github = GitHubSimulator(app_id=1, app_public_key_pem=public_pem, webhook_secret="bench")
-    jira = JiraSimulator(deployment_type="Cloud", webhook_secret="bench")
-    github.start()
-    jira.start()
-    workdir = Path(tempfile.mkdtemp(prefix="countersign-bench-"))
-    database_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
-    Database(database_url).upgrade()
-    env = {
-        **os.environ,
-        "GITHUB_APP_ID": "1",
-        "GITHUB_APP_PRIVATE_KEY": private_pem,
-        "GITHUB_WEBHOOK_SECRET": "bench",
-        "GITHUB_API_URL": github.url or "",
-        "JIRA_URL": jira.url or "",
-        "JIRA_USER": "bench@example.com",
-        "JIRA_TOKEN": "token",
-        "JIRA_WEBHOOK_SECRET": "bench",
-        "DATABASE_URL": database_url,
-    }
-    port = free_port()
-    server = launch_app(port, env)
-    wait_healthy(f"http://127.0.0.1:{port}", server)
-    github.webhook_url = f"http://127.0.0.1:{port}/webhooks/github"
+    stack = start_stack()
+    github, jira = stack.github, stack.jira
 
     for account in ("alice", "carol", "dave"):
         jira.add_user(f"acc-{account}", account.capitalize(), email=f"{account}@example.com")
@@ -130,14 +98,7 @@ def main() -> None:
     answer = [a for a in github.deployment_answers(REPO) if a["state"]][-1]
     gh_requests = [r for r in github.recorder.requests if r.method != "POST" or "deployment_protection_rule" in r.path]
     jira_requests = list(jira.recorder.requests)
-    github.faults.latency = jira.faults.latency = 0
-    server.terminate()
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
-    github.stop()
-    jira.stop()
+    stack.stop()
 
     jira_target = math.ceil(args.tickets / RECONCILE_LIMIT) + 1
     print(f"deploy gate: {args.commits} commits, {args.tickets} tickets, {args.latency * 1000:.0f} ms per request")

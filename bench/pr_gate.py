@@ -11,32 +11,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gating.db import Database
-from gating.demo import launch_app, wait_healthy
-from simulators.github import GitHubSimulator, Person, generate_app_key
-from simulators.jira import JiraSimulator
+from bench.stack import start_stack
+from simulators.github import GitHubSimulator, Person
 
 REPO = "acme/payments"
 ALICE = Person(name="Alice", email="alice@example.com", login="alice")
 CONFIG = "identities:\n  alice: acc-alice\n  carol: acc-carol\n"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_completed(github: GitHubSimulator, sha: str, count: int = 1, timeout: float = 60) -> float:
@@ -58,30 +46,9 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
-    private_pem, public_pem = generate_app_key()
-    github = GitHubSimulator(app_id=1, app_public_key_pem=public_pem, webhook_secret="bench")
-    jira = JiraSimulator(deployment_type="Cloud", webhook_secret="bench")
-    github.start()
-    jira.start()
-    workdir = Path(tempfile.mkdtemp(prefix="countersign-bench-"))
-    database_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
-    Database(database_url).upgrade()
-    env = {
-        **os.environ,
-        "GITHUB_APP_ID": "1",
-        "GITHUB_APP_PRIVATE_KEY": private_pem,
-        "GITHUB_WEBHOOK_SECRET": "bench",
-        "GITHUB_API_URL": github.url or "",
-        "JIRA_URL": jira.url or "",
-        "JIRA_USER": "bench@example.com",
-        "JIRA_TOKEN": "token",
-        "JIRA_WEBHOOK_SECRET": "bench",
-        "DATABASE_URL": database_url,
-    }
-    port = free_port()
-    server = launch_app(port, env)  # gunicorn in its own process, as deployed
-    wait_healthy(f"http://127.0.0.1:{port}", server)
-    hook = f"http://127.0.0.1:{port}/webhooks/github"
+    stack = start_stack()
+    stack.github.webhook_url = None  # this benchmark delivers by hand, to time each delivery
+    github, jira, hook = stack.github, stack.jira, stack.hook
 
     jira.add_user("acc-alice", "Alice", email="alice@example.com")
     jira.add_user("acc-carol", "Carol", email="carol@example.com")
@@ -155,14 +122,7 @@ def main() -> None:
     )
     print(f"  once per process (not counted above): {setup} requests for the warm-up evaluation")
 
-    github.faults.latency = jira.faults.latency = 0
-    server.terminate()
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
-    github.stop()
-    jira.stop()
+    stack.stop()
 
 
 if __name__ == "__main__":
