@@ -160,10 +160,10 @@ class JiraGateway:
             by_key = {str(issue["key"]).upper(): issue for issue in issues}
             unknown |= {k for k in chunk if k not in by_key and k not in not_found}
             for key in chunk:
-                issue = by_key.get(key)
-                if issue is None:
+                found = by_key.get(key)
+                if found is None:
                     continue
-                ticket = self._complete(issue, include_jsm=include_jsm, cloud=cloud)
+                ticket = self._complete(found, include_jsm=include_jsm, cloud=cloud)
                 if ticket is None:  # deleted between the search and the changelog read
                     unknown.add(key)
                     continue
@@ -230,7 +230,8 @@ class JiraGateway:
                 log.debug("jira.search keys=%d reconcile=%d page_token=%s", len(keys), len(ids), bool(page_token))
                 page = self._call(
                     "search",
-                    lambda c, page_token=page_token: c.enhanced_search_issues(
+                    _request(
+                        "enhanced_search_issues",
                         jql,
                         nextPageToken=page_token,
                         maxResults=page_size,
@@ -251,7 +252,8 @@ class JiraGateway:
             log.debug("jira.search keys=%d start_at=%d", len(keys), page_start)
             page = self._call(
                 "search",
-                lambda c, page_start=page_start: c.search_issues(
+                _request(
+                    "search_issues",
                     jql,
                     startAt=page_start,
                     maxResults=page_size,
@@ -277,8 +279,10 @@ class JiraGateway:
                 else:  # Data Center returns it whole from the issue endpoint
                     issue = self._call(
                         "issue",
-                        lambda c: c._get_json(
-                            f"issue/{key}", params={"fields": ",".join(SEARCH_FIELDS), "expand": "changelog"}
+                        _request(
+                            "_get_json",
+                            f"issue/{key}",
+                            params={"fields": ",".join(SEARCH_FIELDS), "expand": "changelog"},
                         ),
                     )
             jsm = self._jsm_pages(key) if include_jsm else None
@@ -299,9 +303,7 @@ class JiraGateway:
             log.debug("jira.changelog key=%s start_at=%d", key, page_start)
             page = self._call(
                 "changelog",
-                lambda c, page_start=page_start: c._get_json(
-                    f"issue/{key}/changelog", params={"startAt": page_start, "maxResults": 100}
-                ),
+                _request("_get_json", f"issue/{key}/changelog", params={"startAt": page_start, "maxResults": 100}),
             )
             got = page.get("values") or []
             values.extend(got)
@@ -319,8 +321,11 @@ class JiraGateway:
             try:
                 page = self._call(
                     "JSM approvals",
-                    lambda c, page_start=page_start: c._get_json(
-                        f"request/{key}/approval", params={"start": page_start, "limit": 50}, base=_JSM_BASE
+                    _request(
+                        "_get_json",
+                        f"request/{key}/approval",
+                        params={"start": page_start, "limit": 50},
+                        base=_JSM_BASE,
                     ),
                 )
             except JIRAError as exc:
@@ -410,12 +415,22 @@ class JiraGateway:
         with self._client_lock:
             client, self._client = self._client, None
         if client is not None:
-            client.close()
+            client.close()  # type: ignore[no-untyped-call]
 
     def _auth_kind(self) -> str:
         if self._user and self._token:
             return "basic"
         return "bearer" if self._token else "anonymous"
+
+
+def _request(method: str, *args: Any, **kwargs: Any) -> Callable[[JIRA], dict[str, Any]]:
+    """One JSON request through the client, its arguments bound now (not when a loop has moved on)."""
+
+    def run(client: JIRA) -> dict[str, Any]:
+        result: dict[str, Any] = getattr(client, method)(*args, **kwargs)
+        return result
+
+    return run
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

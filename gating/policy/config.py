@@ -112,7 +112,7 @@ class Policy:
         return self.environments.get(name, EnvironmentPolicy())
 
     def is_exempt(self, login: str | None) -> bool:
-        return bool(login) and login.lower() in {a.lower() for a in self.exempt_authors}
+        return login is not None and login.lower() in {a.lower() for a in self.exempt_authors}
 
 
 def load_document(text: str | None, *, source: str = CONFIG_PATH) -> dict[str, Any]:
@@ -183,18 +183,19 @@ def parse_policy(repo_text: str | None, org_text: str | None = None, *, org_sour
 
 def _describe(error: jsonschema.ValidationError) -> str:
     path = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-    if error.validator == "additionalProperties" and isinstance(error.schema.get("properties"), dict):
-        allowed = ", ".join(sorted(error.schema["properties"]))
-        extra = sorted(set(error.instance) - set(error.schema["properties"]))
+    schema: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
+    value: Any = error.validator_value
+    if error.validator == "additionalProperties" and isinstance(schema.get("properties"), dict):
+        allowed = ", ".join(sorted(schema["properties"]))
+        instance: Any = error.instance
+        extra = sorted(set(instance) - set(schema["properties"]))
         where = f"in `{path}`" if error.absolute_path else "at the top level"
         return f"unknown setting `{', '.join(extra)}` {where}; allowed: {allowed}"
     if error.validator == "enum":
-        allowed = ", ".join(str(v) for v in error.validator_value)
+        allowed = ", ".join(str(v) for v in value)
         return f"`{path}` is {error.instance!r}; allowed values: {allowed}"
     if error.validator == "type":
-        expected = (
-            error.validator_value if isinstance(error.validator_value, str) else " or ".join(error.validator_value)
-        )
+        expected = value if isinstance(value, str) else " or ".join(value)
         return f"`{path}` must be {_article(expected)}, not {type(error.instance).__name__} {error.instance!r}"
     if error.validator == "pattern":
         return f"`{path}` is {error.instance!r}; a Jira project key is upper-case letters, digits or _ (e.g. PAY)"

@@ -25,7 +25,7 @@ class ApprovalResult:
 
 
 def _is_approved_status(name: str | None, policy: Policy) -> bool:
-    return bool(name) and name.casefold() in {s.casefold() for s in policy.approved_statuses}
+    return name is not None and name.casefold() in {s.casefold() for s in policy.approved_statuses}
 
 
 def evaluate_ticket_approval(ticket: Ticket, policy: Policy) -> ApprovalResult:
