@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +18,7 @@ from gating.deliveries import Delivery
 from gating.gather import gather_commits, gather_policy, gather_reviews, gather_tickets
 from gating.models import CheckRunRecord, PullRequestTicket
 from gating.policy.config import DEFAULTS, Policy, PolicyError
-from gating.policy.facts import PullRequestFacts
+from gating.policy.facts import Commit, PullRequestFacts, Review
 from gating.policy.pull_request import collect_references, error_verdict, evaluate_pull_request
 from gating.policy.verdict import Verdict
 from gating.rendering import render_check_run
@@ -122,34 +124,15 @@ def _gate(services: Services, gh: Github, ref: PullRequestRef, *, fresh: bool, n
         forget_pull_request(services, ref.repository, ref.number)
         return
     head_sha = raw["head"]["sha"]
-    with _lock_for(ref.repository, head_sha):
-        try:
-            policy = gather_policy(gh, ref.repository)
-        except PolicyError as exc:
-            now = services.clock()
-            verdict = error_verdict("configuration", f"Fix {exc.source}", str(exc), now)
-            run_id = _start_check_run(
-                services, repo, ref.repository, head_sha, DEFAULTS["check_name"], ref.number, new_run
-            )
-            _complete_check_run(services, repo, ref.repository, head_sha, DEFAULTS["check_name"], run_id, verdict)
-            return
-        run_id = _start_check_run(services, repo, ref.repository, head_sha, policy.check_name, ref.number, new_run)
-        try:
-            facts = _gather_pull_request_facts(services, ref.repository, repo, pull, policy, fresh=fresh)
-            verdict = evaluate_pull_request(facts, policy)
-        except GithubException as exc:
-            # Reading GitHub failed mid-way: say so on the check, and let a redelivery try again.
-            verdict = error_verdict(
-                "github",
-                "GitHub could not be read",
-                f"GitHub answered {exc.status}; re-run this check",
-                services.clock(),
-            )
-            _complete_check_run(services, repo, ref.repository, head_sha, policy.check_name, run_id, verdict)
-            raise
-        _complete_check_run(services, repo, ref.repository, head_sha, policy.check_name, run_id, verdict)
-        keys = [t.key for t in verdict.tickets]
-        index_pull_request(services, ref, keys)
+
+    def gather(policy: Policy) -> PullRequestFacts:
+        commits = gather_commits(repo, raw["base"]["sha"], head_sha)
+        reviews = gather_reviews(pull) if policy.require_review else ()
+        return _gather_facts(services, ref.repository, raw, head_sha, commits, reviews, policy, fresh=fresh)
+
+    verdict = _evaluate_and_publish(services, gh, ref.repository, head_sha, ref.number, new_run, gather)
+    if verdict is not None:
+        index_pull_request(services, ref, [t.key for t in verdict.tickets])
         log.info(
             "gate.pull_request",
             extra={
@@ -161,25 +144,55 @@ def _gate(services: Services, gh: Github, ref: PullRequestRef, *, fresh: bool, n
         )
 
 
-def _gather_pull_request_facts(
-    services: Services, repository: str, repo: Any, pull: Any, policy: Policy, *, fresh: bool
+_QUEUE_REF = re.compile(r"/pr-(\d+)-")
+
+
+def _gate_merge_group(services: Services, gh: Github, repository: str, group: dict[str, Any]) -> None:
+    repo = gh.get_repo(repository)
+    head_sha = group["head_sha"]
+
+    def gather(policy: Policy) -> PullRequestFacts:
+        commits = gather_commits(repo, group["base_sha"], head_sha)
+        # The queue branch names the PR the group was made for; its title and branch cover
+        # the commits like they do on the PR itself.
+        match = _QUEUE_REF.search(group.get("head_ref") or "")
+        pull = (_pull_or_none(repo, int(match.group(1))) if match else None) or {}
+        facts = _gather_facts(services, repository, pull, head_sha, commits, (), policy, fresh=True)
+        return dataclasses.replace(facts, number=None)
+
+    _evaluate_and_publish(services, gh, repository, head_sha, None, True, gather)
+
+
+def _gather_facts(
+    services: Services,
+    repository: str,
+    pull: dict[str, Any],
+    head_sha: str,
+    commits: tuple[Commit, ...],
+    reviews: tuple[Review, ...],
+    policy: Policy,
+    *,
+    fresh: bool,
 ) -> PullRequestFacts:
-    raw = pull.raw_data
-    commits = gather_commits(repo, raw["base"]["sha"], raw["head"]["sha"])
+    """The facts of a PR (or of the PR a merge group was made for: `pull` may be empty)."""
+    head = pull.get("head") or {}
     references = collect_references(
-        policy, title=raw.get("title") or "", branch=raw["head"]["ref"], body=raw.get("body") or "", commits=commits
+        policy,
+        title=pull.get("title") or "",
+        branch=head.get("ref") or "",
+        body=pull.get("body") or "",
+        commits=commits,
     )
     lookup, jira_error = gather_tickets(services.jira, references.all_keys, policy, fresh=fresh)
-    reviews = gather_reviews(pull) if policy.require_review else ()
     return PullRequestFacts(
         repository=repository,
-        number=raw["number"],
-        title=raw.get("title") or "",
-        body=raw.get("body") or "",
-        head_ref=raw["head"]["ref"],
-        head_sha=raw["head"]["sha"],
-        author=(raw.get("user") or {}).get("login") or "",
-        labels=tuple(label["name"] for label in raw.get("labels") or ()),
+        number=pull.get("number"),
+        title=pull.get("title") or "",
+        body=pull.get("body") or "",
+        head_ref=head.get("ref") or "",
+        head_sha=head_sha,
+        author=(pull.get("user") or {}).get("login") or "",
+        labels=tuple(label["name"] for label in pull.get("labels") or ()),
         commits=commits,
         reviews=reviews,
         tickets=lookup.tickets,
@@ -189,62 +202,37 @@ def _gather_pull_request_facts(
     )
 
 
-_QUEUE_REF = re.compile(r"/pr-(\d+)-")
-
-
-def _gate_merge_group(services: Services, gh: Github, repository: str, group: dict[str, Any]) -> None:
+def _evaluate_and_publish(
+    services: Services,
+    gh: Github,
+    repository: str,
+    head_sha: str,
+    number: int | None,
+    new_run: bool,
+    gather: Callable[[Policy], PullRequestFacts],
+) -> Verdict | None:
+    """Policy, check run in progress, facts, verdict, completed check run. None when the policy is broken."""
     repo = gh.get_repo(repository)
-    head_sha = group["head_sha"]
     with _lock_for(repository, head_sha):
         try:
             policy = gather_policy(gh, repository)
         except PolicyError as exc:
             verdict = error_verdict("configuration", f"Fix {exc.source}", str(exc), services.clock())
-            run_id = _start_check_run(services, repo, repository, head_sha, DEFAULTS["check_name"], None, True)
-            _complete_check_run(services, repo, repository, head_sha, DEFAULTS["check_name"], run_id, verdict)
-            return
-        run_id = _start_check_run(services, repo, repository, head_sha, policy.check_name, None, True)
+            name = DEFAULTS["check_name"]  # the file that would name the check cannot be read
+            run_id = _start_check_run(services, repo, repository, head_sha, name, number, new_run)
+            _complete_check_run(services, repo, repository, head_sha, name, run_id, verdict)
+            return None
+        run_id = _start_check_run(services, repo, repository, head_sha, policy.check_name, number, new_run)
         try:
-            commits = gather_commits(repo, group["base_sha"], head_sha)
-            # The queue branch names the PR the group was made for; its title and branch cover
-            # the commits like they do on the PR itself.
-            match = _QUEUE_REF.search(group.get("head_ref") or "")
-            pull = _pull_or_none(repo, int(match.group(1))) if match else None
-            references = collect_references(
-                policy,
-                title=(pull or {}).get("title") or "",
-                branch=((pull or {}).get("head") or {}).get("ref") or "",
-                body=(pull or {}).get("body") or "",
-                commits=commits,
-            )
-            lookup, jira_error = gather_tickets(services.jira, references.all_keys, policy, fresh=True)
-            facts = PullRequestFacts(
-                repository=repository,
-                number=None,
-                title=(pull or {}).get("title") or "",
-                body=(pull or {}).get("body") or "",
-                head_ref=((pull or {}).get("head") or {}).get("ref") or "",
-                head_sha=head_sha,
-                author=((pull or {}).get("user") or {}).get("login") or "",
-                labels=tuple(label["name"] for label in (pull or {}).get("labels") or ()),
-                commits=commits,
-                reviews=(),
-                tickets=lookup.tickets,
-                unknown_tickets=lookup.unknown,
-                jira_error=jira_error,
-                evaluated_at=services.clock(),
-            )
-            verdict = evaluate_pull_request(facts, policy)
+            verdict = evaluate_pull_request(gather(policy), policy)
         except GithubException as exc:
-            verdict = error_verdict(
-                "github",
-                "GitHub could not be read",
-                f"GitHub answered {exc.status}; re-run this check",
-                services.clock(),
-            )
+            # Reading GitHub failed mid-way: say so on the check, and let a redelivery try again.
+            reason = f"GitHub answered {exc.status}; re-run this check"
+            verdict = error_verdict("github", "GitHub could not be read", reason, services.clock())
             _complete_check_run(services, repo, repository, head_sha, policy.check_name, run_id, verdict)
             raise
         _complete_check_run(services, repo, repository, head_sha, policy.check_name, run_id, verdict)
+        return verdict
 
 
 def _pull_or_none(repo: Any, number: int) -> dict[str, Any] | None:
