@@ -125,6 +125,8 @@ def run_demo(*, port: int, github_port: int, jira_port: int, keep_serving: bool)
         if not keep_serving:
             return 0
         print("\nServing until Ctrl-C.", flush=True)
+        # Blocked first, so that Ctrl-C and a plain `kill` both end here and the cleanup below runs.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
         return 0
     except KeyboardInterrupt:
