@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gating.db import Database
-from gating.demo import launch_app, wait_healthy
+from gating.demo import app_environment, launch_app, wait_healthy
 from simulators.github import GitHubSimulator, generate_app_key
 from simulators.jira import JiraSimulator
 
@@ -59,18 +58,7 @@ def start_stack() -> Stack:
     jira.start()
     database_url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='countersign-bench-')) / 'bench.sqlite3'}"
     Database(database_url).upgrade()
-    env = {
-        **os.environ,
-        "GITHUB_APP_ID": "1",
-        "GITHUB_APP_PRIVATE_KEY": private_pem,
-        "GITHUB_WEBHOOK_SECRET": SECRET,
-        "GITHUB_API_URL": github.url or "",
-        "JIRA_URL": jira.url or "",
-        "JIRA_USER": "bench@example.com",
-        "JIRA_TOKEN": "token",
-        "JIRA_WEBHOOK_SECRET": SECRET,
-        "DATABASE_URL": database_url,
-    }
+    env = app_environment(github, jira, private_pem, SECRET, SECRET, database_url)
     port = free_port()
     server = launch_app(port, env)
     url = f"http://127.0.0.1:{port}"

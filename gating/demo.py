@@ -77,21 +77,9 @@ def run_demo(*, port: int, github_port: int, jira_port: int, keep_serving: bool)
 
     database_url = f"sqlite:///{workdir / 'countersign.sqlite3'}"
     Database(database_url).upgrade()
-    key_path = workdir / "app.pem"
-    key_path.write_text(private_pem)
-    env = {
-        **os.environ,
-        "GITHUB_APP_ID": "1",
-        "GITHUB_APP_PRIVATE_KEY_PATH": str(key_path),
-        "GITHUB_WEBHOOK_SECRET": webhook_secret,
-        "GITHUB_API_URL": github.url or "",
-        "JIRA_URL": jira.url or "",
-        "JIRA_USER": "countersign@acme.example",
-        "JIRA_TOKEN": "demo-token",
-        "JIRA_WEBHOOK_SECRET": jira_secret,
-        "DATABASE_URL": database_url,
-        "COUNTERSIGN_PUBLIC_URL": app_url,
-    }
+    env = app_environment(
+        github, jira, private_pem, webhook_secret, jira_secret, database_url, COUNTERSIGN_PUBLIC_URL=app_url
+    )
     server = launch_app(port, env)
     try:
         wait_healthy(app_url, server)
@@ -137,6 +125,31 @@ def run_demo(*, port: int, github_port: int, jira_port: int, keep_serving: bool)
         github.stop()
         jira.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def app_environment(
+    github: GitHubSimulator,
+    jira: JiraSimulator,
+    private_pem: str,
+    webhook_secret: str,
+    jira_secret: str,
+    database_url: str,
+    **extra: str,
+) -> dict[str, str]:
+    """The variables that point Countersign at the simulators (no real credentials anywhere)."""
+    return {
+        **os.environ,
+        "GITHUB_APP_ID": str(github.app_id),
+        "GITHUB_APP_PRIVATE_KEY": private_pem,
+        "GITHUB_WEBHOOK_SECRET": webhook_secret,
+        "GITHUB_API_URL": github.url or "",
+        "JIRA_URL": jira.url or "",
+        "JIRA_USER": "countersign@acme.example",
+        "JIRA_TOKEN": "simulated-token",
+        "JIRA_WEBHOOK_SECRET": jira_secret,
+        "DATABASE_URL": database_url,
+        **extra,
+    }
 
 
 def launch_app(port: int, env: dict[str, str], threads: int = 8) -> subprocess.Popen[bytes]:

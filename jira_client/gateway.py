@@ -140,7 +140,8 @@ class JiraGateway:
         if reconcile and len(self._known_ids(keys)) < len(keys):
             # Keys never read before: one id-only search (pages of up to 1,000) learns their ids, so
             # every batch below can ask for a consistent read with reconcileIssues.
-            unseen = [k for k in keys if k not in set(self._known_ids_by_key(keys))]
+            known = self._known_ids_by_key(keys)
+            unseen = [k for k in keys if k not in known]
             found_ids, gone = self._search(unseen, [], cloud=cloud, fields=("id",), page_size=ID_PAGE_SIZE)
             unknown |= gone
             with self._cache_lock:
