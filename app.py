@@ -1,5 +1,5 @@
 """The WSGI entry point: `gunicorn app:app`."""
 
-from gating.app_factory import create_app
+from gating.app import create_app
 
 app = create_app()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gating.settings import Settings, SettingsError
+from gating.settings import Settings, SettingsError, default_database_url
 
 if TYPE_CHECKING:
     from gating.db import Database
@@ -25,12 +25,8 @@ def main() -> None:
 
 
 def _database_url() -> str:
-    """DATABASE_URL, else the SQLite file in ./instance that the app uses by default."""
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        os.makedirs("instance", exist_ok=True)
-        url = f"sqlite:///{os.path.abspath('instance/countersign.sqlite3')}"
-    return url
+    """DATABASE_URL, else the SQLite file in the instance folder that the app uses by default."""
+    return os.environ.get("DATABASE_URL") or default_database_url()
 
 
 def _migrated_database() -> Database:
@@ -170,7 +166,7 @@ def token() -> None:
 @token.command("create", help="Create a token; it is printed once, on the last line.")
 @click.option("--name", required=True, help="A unique name, e.g. who or what uses it.")
 def token_create(name: str) -> None:
-    from gating.api_auth import TokenError, create_token
+    from gating.console.auth import TokenError, create_token
 
     database = _migrated_database()
     try:
@@ -186,7 +182,7 @@ def token_create(name: str) -> None:
 @token.command("revoke", help="Revoke a token by name; requests carrying it get 401 from now on.")
 @click.argument("name")
 def token_revoke(name: str) -> None:
-    from gating.api_auth import TokenError, revoke_token
+    from gating.console.auth import TokenError, revoke_token
 
     database = _migrated_database()
     try:
@@ -200,7 +196,7 @@ def token_revoke(name: str) -> None:
 
 @token.command("list", help="Token names and dates (never the tokens).")
 def token_list() -> None:
-    from gating.api_auth import list_tokens
+    from gating.console.auth import list_tokens
 
     database = _migrated_database()
     try:
@@ -238,14 +234,9 @@ def export(
     fmt: str,
     output: Path | None,
 ) -> None:
-    from gating.dossier import (
-        BadParameter,
-        DeploymentQuery,
-        build_dossier,
-        load_dossier,
-        render_dossier,
-        search_deployments,
-    )
+    from gating.console.dossiers import build_dossier, load_dossier
+    from gating.console.queries import BadParameter, DeploymentQuery, search_deployments
+    from gating.console.rendering import render_dossier
 
     selecting = any(v is not None for v in (repo, environment, since, until, decision))
     if entry_id is None and not selecting:
@@ -291,12 +282,7 @@ def export(
 
 
 def _date(value: datetime) -> str:
-    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-if __name__ == "__main__":
-    main()
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @main.group(help="Emergency changes awaiting approval after the fact.")
@@ -310,9 +296,10 @@ def emergencies() -> None:
     "e.g. hourly from cron; Jira webhooks do the same as tickets change). Needs the app's environment variables.",
 )
 def emergencies_recheck() -> None:
-    from gating.app_factory import build_services
-    from gating.deliveries import InlineProcessor
-    from gating.emergencies import aware, open_emergencies, recheck_emergencies
+    from gating.app import build_services
+    from gating.gates.emergencies import awaiting_approval, recheck_emergencies
+    from gating.intake.jobs import InlineProcessor
+    from gating.policy.emergency import is_overdue
 
     try:
         settings = Settings.from_env()
@@ -320,14 +307,14 @@ def emergencies_recheck() -> None:
         raise click.ClickException(str(exc)) from exc
     services = build_services(settings, processor=InlineProcessor())
     services.db.require_migrated()
-    pending = open_emergencies(services)
+    pending = awaiting_approval(services.db)
     resolved = recheck_emergencies(services)
     now = services.clock()
-    overdue = [e for e in open_emergencies(services) if aware(e.deadline) < now]
+    overdue = [e for e in awaiting_approval(services.db) if is_overdue(e.deadline, now)]
     click.echo(f"{len(pending)} open emergency change(s); {len(resolved)} approved after the fact now")
     for emergency in overdue:
         click.echo(
             f"overdue: {emergency.repository} {emergency.environment} {emergency.sha[:7]} "
-            f"({emergency.tickets}) was due {aware(emergency.deadline):%Y-%m-%d %H:%M} UTC"
+            f"({emergency.tickets}) was due {emergency.deadline:%Y-%m-%d %H:%M} UTC"
         )
     services.db.dispose()

@@ -31,6 +31,7 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         if url.startswith("sqlite"):
+            _make_folder_for(url)
             self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
@@ -64,6 +65,15 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _make_folder_for(url: str) -> None:
+    """SQLite creates the file but not its folder (the instance folder on a first run)."""
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).resolve().parent.mkdir(parents=True, exist_ok=True)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from gating.api_auth import create_token
+from gating.console.auth import create_token
 from gating.db import Database
 from simulators.github import GitHubSimulator, Person, generate_app_key
 from simulators.jira import JiraSimulator
@@ -156,7 +156,7 @@ def launch_app(port: int, env: dict[str, str], threads: int = 8) -> subprocess.P
     """Countersign under gunicorn, as in production: one worker process with threads."""
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
     command = [gunicorn, "--workers", "1", "--threads", str(threads), "--bind", f"127.0.0.1:{port}"]
-    command += ["--log-level", "warning", "gating.app_factory:create_app()"]
+    command += ["--log-level", "warning", "gating.app:create_app()"]
     return subprocess.Popen(command, env=env)
 
 

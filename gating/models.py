@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, Dialect, Index, Integer, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime stored as UTC and always read back aware, on SQLite as on PostgreSQL.
+
+    SQLite keeps no offset: without this, values come back naive and an aware value in another zone
+    would be stored with its local wall-clock time.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: Countersign stores aware UTC datetimes only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -25,8 +49,8 @@ class Delivery(Base):
     status: Mapped[str] = mapped_column(String(20))  # processing | completed | failed | ignored
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     error: Mapped[str | None] = mapped_column(Text)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class PullRequestTicket(Base):
@@ -43,7 +67,7 @@ class PullRequestTicket(Base):
     number: Mapped[int] = mapped_column(Integer)
     ticket_key: Mapped[str] = mapped_column(String(100))
     installation_id: Mapped[int] = mapped_column(BigInteger)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class CheckRunRecord(Base):
@@ -60,7 +84,7 @@ class CheckRunRecord(Base):
     pull_number: Mapped[int | None] = mapped_column(Integer)
     outcome: Mapped[str | None] = mapped_column(String(20))
     title: Mapped[str | None] = mapped_column(Text)
-    evaluated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    evaluated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class LedgerEntry(Base):
@@ -92,7 +116,7 @@ class LedgerEntry(Base):
     deployment_id: Mapped[int | None] = mapped_column(BigInteger)
     sha: Mapped[str | None] = mapped_column(String(64))
     decision: Mapped[str | None] = mapped_column(String(30))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
 
 
 class ApiToken(Base):
@@ -107,8 +131,8 @@ class ApiToken(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100), nullable=False)
     token_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class DeploymentDecision(Base):
@@ -130,8 +154,8 @@ class DeploymentDecision(Base):
     comment: Mapped[str] = mapped_column(Text, nullable=False)
     callback_url: Mapped[str | None] = mapped_column(Text)
     ledger_entry_id: Mapped[int] = mapped_column(Integer, nullable=False)
-    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    callback_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    callback_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Emergency(Base):
@@ -149,7 +173,7 @@ class Emergency(Base):
     sha: Mapped[str] = mapped_column(String(64), nullable=False)
     tickets: Mapped[str] = mapped_column(Text, nullable=False)  # space-separated keys awaiting approval
     people: Mapped[str] = mapped_column(Text, nullable=False)  # JSON: [[role, login, name, email], ...]
-    deadline: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     resolution_entry_id: Mapped[int | None] = mapped_column(Integer)

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gating.db import Database
-from gating.deliveries import DeliveryStore, Processor
-from gating.github_gateway import GitHubApp
+from gating.github_api import GitHubApp
+from gating.intake.deliveries import DeliveryStore
+from gating.intake.jobs import Processor
+from gating.intake.routing import EventRouter
 from gating.ledger import Ledger
-from gating.routing import EventRouter
 from gating.settings import Settings
 from jira_client.gateway import JiraGateway
 

@@ -13,6 +13,16 @@ class SettingsError(Exception):
     pass
 
 
+def instance_path() -> Path:
+    """The instance folder, `./instance`: the app and the command line keep their default database there."""
+    return Path.cwd() / "instance"
+
+
+def default_database_url(folder: str | Path | None = None) -> str:
+    """The embedded default: a SQLite file in the instance folder."""
+    return f"sqlite:///{Path(folder or instance_path()).resolve() / 'countersign.sqlite3'}"
+
+
 @dataclass(frozen=True)
 class Settings:
     github_app_id: str
@@ -35,7 +45,7 @@ class Settings:
     first_deploy_commit_limit: int = 1000  # commits a first deployment (no earlier one) is checked over
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, *, instance_path: str | Path = "instance") -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, *, instance_folder: str | Path | None = None) -> Settings:
         env = os.environ if env is None else env
         missing = [
             name for name in ("GITHUB_APP_ID", "GITHUB_WEBHOOK_SECRET", "JIRA_URL") if not env.get(name, "").strip()
@@ -53,7 +63,6 @@ class Settings:
             raise SettingsError(
                 "GITHUB_APP_PRIVATE_KEY is not a PEM private key (expected '-----BEGIN ... PRIVATE KEY-----')"
             )
-        default_db = f"sqlite:///{Path(instance_path).resolve() / 'countersign.sqlite3'}"
         return cls(
             github_app_id=env["GITHUB_APP_ID"].strip(),
             github_private_key=private_key,
@@ -63,7 +72,7 @@ class Settings:
             jira_user=env.get("JIRA_USER") or None,
             jira_token=env.get("JIRA_TOKEN") or None,
             jira_webhook_secret=env.get("JIRA_WEBHOOK_SECRET") or None,
-            database_url=env.get("DATABASE_URL") or default_db,
+            database_url=env.get("DATABASE_URL") or default_database_url(instance_folder),
             public_url=env.get("COUNTERSIGN_PUBLIC_URL") or None,
             jira_timeout=_number(env, "JIRA_TIMEOUT", 10.0),
             jira_cache_seconds=_number(env, "JIRA_CACHE_SECONDS", 60.0),

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from gating.app_factory import create_app
+from gating.app import create_app
 from gating.db import Database
 from gating.services import Services
 from gating.settings import Settings

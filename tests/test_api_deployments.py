@@ -11,7 +11,7 @@ import requests
 from conftest import ALICE, LiveApp
 from test_deploy_gate_e2e import answers, approved, deploy, setup_release
 
-from gating.api_auth import create_token
+from gating.console.auth import create_token
 from gating.models import Emergency
 
 

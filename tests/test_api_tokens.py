@@ -12,9 +12,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
-from gating.api_auth import token_sha256
-from gating.app_factory import create_app
+from gating.app import create_app
 from gating.cli import main
+from gating.console.auth import token_sha256
 from gating.db import Database
 from gating.ledger import Ledger
 from gating.settings import Settings

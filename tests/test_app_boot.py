@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from gating.app_factory import create_app
+from gating.app import create_app
 from gating.db import Database, NotMigrated
 from gating.settings import Settings, SettingsError
 

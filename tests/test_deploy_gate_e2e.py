@@ -315,7 +315,7 @@ def test_twenty_concurrent_decisions_form_one_chain(live_app: LiveApp, repo: str
         pytest.skip("concurrency is tested on PostgreSQL: COUNTERSIGN_TEST_DB=postgresql TEST_DATABASE_URL=…")
     from concurrent.futures import ThreadPoolExecutor
 
-    from gating.deliveries import ThreadProcessor
+    from gating.intake.jobs import ThreadProcessor
 
     live_app.services.processor = ThreadProcessor(20)  # twenty decisions at once, not four
     approved(live_app, "PAY-1")
@@ -375,9 +375,9 @@ def test_a_failed_answer_is_sent_again_without_a_second_decision(live_app: LiveA
 
 
 def test_a_slow_evaluation_reports_progress(live_app: LiveApp, repo: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from gating import deployment_gate
+    from gating.gates import deploy as deploy_gate
 
-    monkeypatch.setattr(deployment_gate, "PROGRESS_AFTER_SECONDS", 0.2)
+    monkeypatch.setattr(deploy_gate, "PROGRESS_AFTER_SECONDS", 0.2)
     approved(live_app, "PAY-1")
     sha = setup_release(live_app, repo, ["PAY-1 change"])
     live_app.github.faults.latency = 0.1  # every GitHub request now takes 100 ms

@@ -14,10 +14,10 @@ from conftest import LiveApp
 from sqlalchemy import text
 from test_deploy_gate_e2e import answers, approved, deploy, setup_release
 
-from gating.api_auth import create_token
 from gating.cli import main
-from gating.dossier import QUESTIONS
+from gating.console.auth import create_token
 from gating.models import Emergency
+from gating.policy.answers import QUESTIONS
 
 EVIL = "PAY-1 <script>alert('x')</script> refunds"
 

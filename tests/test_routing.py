@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from gating.routing import EventRouter
+from gating.intake.routing import EventRouter
 
 
 def test_handlers_run_once_for_events_with_and_without_actions() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import GITHUB_SECRET, LiveApp
 
-from gating.app_factory import ROUTER
+from gating.app import ROUTER
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures" / "github" / "webhooks").glob("*.json"))
 
@@ -44,7 +44,7 @@ def test_example_payload_with_a_wrong_signature_is_refused(live_app: LiveApp) ->
 
 
 def test_signature_matches_githubs_documented_vector() -> None:
-    from gating.webhooks import signature_matches
+    from gating.intake.webhooks import signature_matches
 
     header = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
     assert signature_matches("It's a Secret to Everybody", b"Hello, World!", header)

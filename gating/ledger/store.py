@@ -73,7 +73,7 @@ class LedgerEntryView:
             hash=row.hash,
             payload=row.payload,
             signature=row.signature,
-            created_at=_aware(row.created_at),
+            created_at=row.created_at,
             repository=row.repository,
             environment=row.environment,
             deployment_id=row.deployment_id,
@@ -84,11 +84,6 @@ class LedgerEntryView:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything the ledger writes is UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def load_signing_key(path: str | Path) -> Ed25519PrivateKey:
@@ -162,7 +157,7 @@ def _columns_match_content(row: Any) -> str | None:
         return f"sequence column {row.sequence} differs from the content's {content.get('sequence')!r} (renumbered)"
     if content.get("kind") != row.kind:
         return f"kind column {row.kind!r} differs from the content's {content.get('kind')!r} (edited)"
-    if content.get("recorded_at") != chain.format_time(_aware(row.created_at)):
+    if content.get("recorded_at") != chain.format_time(row.created_at):
         return f"created_at column differs from the content's recorded_at {content.get('recorded_at')!r} (edited)"
     index = content.get("index") or {}
     for field in INDEX_FIELDS:

@@ -6,8 +6,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
+from gating.policy.checks import CheckResult, evaluate_required_checks
 from gating.policy.config import Policy
 from gating.policy.facts import Commit, GitHubPerson
 from gating.policy.pull_request import (
@@ -37,19 +37,32 @@ class ReleaseRange:
     truncated: bool = False
 
 
-@dataclass(frozen=True)
-class CheckResult:
-    name: str
-    kind: str  # check_run | status
-    status: str
-    conclusion: str | None
-    raw: dict[str, Any]
+def first_deployment_range(sha: str, count: int, truncated: bool, limit: int) -> ReleaseRange:
+    """The range of an environment's first deployment: the SHA's history, up to `limit` commits."""
+    description = f"first deployment to this environment: the {count} most recent commits reachable from {sha[:7]}" + (
+        f" (limited to {limit})" if truncated else " (its whole history)"
+    )
+    return ReleaseRange(None, sha, "first_deployment", "first", description, truncated)
 
-    @property
-    def succeeded(self) -> bool:
-        if self.kind == "status":
-            return self.status == "success"
-        return self.status == "completed" and self.conclusion in ("success", "neutral", "skipped")
+
+def release_range(base_sha: str, sha: str, method: str, status: str, count: int) -> ReleaseRange:
+    """The range from a known earlier deployment, described from GitHub's comparison status."""
+    source = (
+        "the last deployment Countersign approved"
+        if method == "last_approved"
+        else "the last successful deployment GitHub reports"
+    )
+    descriptions = {
+        "ahead": f"{count} commit(s) since {source} ({base_sha[:7]})",
+        "identical": f"a redeploy of {sha[:7]}, the SHA of {source}: no new commits",
+        "behind": f"a rollback: {sha[:7]} is an ancestor of {source} ({base_sha[:7]}), so it ships no new commits",
+        "diverged": (
+            f"{sha[:7]} does not descend from {source} ({base_sha[:7]}), e.g. after a force-push: "
+            f"{count} commit(s) since their merge base"
+        ),
+    }
+    description = descriptions.get(status, f"{count} commit(s) since {base_sha[:7]} ({status})")
+    return ReleaseRange(base_sha, sha, method, status, description)
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,19 @@ class PullRequestInfo:
     author: str
     labels: tuple[str, ...]
     commit_shas: tuple[str, ...]  # the release's commits that came with this PR
+
+
+@dataclass(frozen=True)
+class DeploymentRequest:
+    """What GitHub asked: deploy `sha` (None until read from the workflow run) of `repository` to `environment`."""
+
+    repository: str
+    environment: str
+    deployment_id: int | None
+    run_id: int
+    sha: str | None
+    ref: str | None
+    requester: str
 
 
 @dataclass(frozen=True)
@@ -116,11 +142,11 @@ def pull_request_members(commits: Sequence[Commit], naming_sha: str) -> tuple[st
     return (commit.sha, *sorted(members))
 
 
-def deployment_references(facts: DeploymentFacts, policy: Policy) -> References:
+def deployment_references(commits: Sequence[Commit], pulls: Sequence[PullRequestInfo], policy: Policy) -> References:
     """Keys per commit: its own message's, plus those of the PR (title, branch, body) it came with."""
-    own = collect_references(policy, commits=facts.commits)
+    own = collect_references(policy, commits=commits)
     keys: dict[str, tuple[str, ...]] = {sha: tuple(found) for sha, found in own.commit_keys.items()}
-    for pull in facts.pulls:
+    for pull in pulls:
         change = collect_references(policy, title=pull.title, branch=pull.head_ref, body=pull.body).change_keys
         for sha in pull.commit_shas:
             keys[sha] = tuple(dict.fromkeys((*keys.get(sha, ()), *change)))
@@ -130,7 +156,7 @@ def deployment_references(facts: DeploymentFacts, policy: Policy) -> References:
 def evaluate_deployment(facts: DeploymentFacts, policy: Policy) -> Verdict:
     """Approve only when every commit is covered, every ticket approved by a non-author (and not by the
     requester), and every required check has succeeded on the SHA."""
-    references = deployment_references(facts, policy)
+    references = deployment_references(facts.commits, facts.pulls, policy)
     requester = GitHubPerson(login=facts.requester)
     people_by_key: dict[str, list[tuple[str, GitHubPerson]]] = {}
     for pull in facts.pulls:
@@ -157,18 +183,17 @@ def evaluate_deployment(facts: DeploymentFacts, policy: Policy) -> Verdict:
             traceability_finding(uncovered, "neither do the PRs they came with; reference a ticket in each")
         )
     required = policy.environment(facts.environment).required_checks
-    for name in required:
-        matching = [c for c in facts.checks if c.name == name]
-        if any(c.succeeded for c in matching):
-            findings.append(Finding("required_checks", Outcome.PASSED, f"{name} succeeded"))
+    for check in evaluate_required_checks(required, facts.checks):
+        if check.passed:
+            findings.append(Finding("required_checks", Outcome.PASSED, f"{check.name} succeeded"))
             continue
-        seen = ", ".join(sorted({c.conclusion or c.status for c in matching})) or "missing"
+        seen = ", ".join(check.results) or "missing"
         findings.append(
             Finding(
                 "required_checks",
                 Outcome.FAILED,
-                f"{name} has not succeeded",
-                (f"required check `{name}` has not succeeded on {facts.sha[:7]} ({seen})",),
+                f"{check.name} has not succeeded",
+                (f"required check `{check.name}` has not succeeded on {facts.sha[:7]} ({seen})",),
             )
         )
     return make_verdict(tickets, findings, uncovered, len(facts.commits), facts.evaluated_at)

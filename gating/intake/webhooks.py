@@ -10,7 +10,8 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from gating.deliveries import Delivery, payload_digest
+from gating.intake.deliveries import Delivery, payload_digest
+from gating.intake.jobs import run_delivery
 from gating.services import Services
 
 log = logging.getLogger(__name__)
@@ -100,16 +101,5 @@ def _accept(services: Services, delivery: Delivery, body: bytes) -> Any:
     if not services.deliveries.claim(delivery, payload_digest(body)):
         log.info("webhook.duplicate", extra={"delivery": delivery.id})
         return jsonify(status="duplicate", delivery=delivery.id), 200
-    services.processor.submit(lambda: process(services, delivery))
+    services.processor.submit(lambda: run_delivery(services, delivery))
     return jsonify(status="accepted", delivery=delivery.id), 202
-
-
-def process(services: Services, delivery: Delivery) -> None:
-    """Run the handlers; a failure is recorded so that a redelivery runs them again."""
-    try:
-        services.router.dispatch(delivery, services)
-    except Exception as exc:  # one catch-all per job: the worker must survive any handler bug
-        log.exception("webhook.failed", extra={"delivery": delivery.id, "event": delivery.event})
-        services.deliveries.fail(delivery.id, f"{type(exc).__name__}: {exc}")
-    else:
-        services.deliveries.finish(delivery.id)

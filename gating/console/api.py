@@ -6,8 +6,9 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-from gating.api_auth import require_token
-from gating.dossier import BadParameter, DeploymentQuery, load_dossier, open_emergencies, search_deployments, summary
+from gating.console.auth import require_token
+from gating.console.dossiers import load_dossier, summary
+from gating.console.queries import BadParameter, DeploymentQuery, emergency_listing, search_deployments
 from gating.ledger import Ledger, signing_key_from_env
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -75,4 +76,4 @@ def emergencies() -> Any:
     else:
         return _error(400, f"overdue: {raw!r} is not true or false", parameter="overdue")
     services = current_app.extensions["countersign"]
-    return jsonify(emergencies=open_emergencies(services.db, services.clock(), overdue=overdue))
+    return jsonify(emergencies=emergency_listing(services.db, services.clock(), overdue=overdue))

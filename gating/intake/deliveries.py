@@ -1,26 +1,18 @@
-"""Durable webhook delivery records: each delivery is processed once, a crashed one again.
-
-The processing step sits behind `Processor`, so a job queue can replace the in-process
-thread pool without touching the handlers.
-"""
+"""Durable webhook delivery records: each delivery is processed once, a crashed one again."""
 
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 
 from gating.db import Database
 from gating.models import Delivery as DeliveryRow
-
-log = logging.getLogger(__name__)
 
 # A delivery still "processing" after this long was abandoned by a crashed worker:
 # a redelivery may take it over.
@@ -100,38 +92,3 @@ class DeliveryStore:
                 .where(DeliveryRow.id == delivery_id)
                 .values(status=status, error=error, updated_at=self.clock())
             )
-
-
-class Processor(Protocol):
-    def submit(self, job: Callable[[], None]) -> None: ...
-
-    def shutdown(self) -> None: ...
-
-
-class ThreadProcessor:
-    """Runs jobs on a small in-process thread pool, after the webhook has been answered."""
-
-    def __init__(self, workers: int = 4) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="countersign-job")
-        self._pending: set[Future[None]] = set()
-
-    def submit(self, job: Callable[[], None]) -> None:
-        future = self._pool.submit(job)
-        self._pending.add(future)
-        future.add_done_callback(self._pending.discard)
-
-    def idle(self) -> bool:
-        return not self._pending
-
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=True)
-
-
-class InlineProcessor:
-    """Runs each job at once, in the caller's thread (CLI and some tests)."""
-
-    def submit(self, job: Callable[[], None]) -> None:
-        job()
-
-    def shutdown(self) -> None:
-        pass

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from gating.deliveries import Delivery
-from gating.emergencies import recheck_emergencies
-from gating.pull_request_gate import gate_pull_request, pull_requests_for_ticket
-from gating.routing import EventRouter
+from gating.gates.emergencies import recheck_emergencies
+from gating.gates.merge import gate_pull_request
+from gating.gates.pull_requests import pull_requests_for_ticket
+from gating.intake.deliveries import Delivery
+from gating.intake.routing import EventRouter
 from gating.services import Services
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ def on_ticket_changed(delivery: Delivery, services: Services) -> None:
         return
     services.jira.invalidate(key)
     failures = []
-    for ref in pull_requests_for_ticket(services, key):
+    for ref in pull_requests_for_ticket(services.db, key):
         try:
             gate_pull_request(services, ref, fresh=True)
         except Exception as exc:  # one PR failing must not stop the others

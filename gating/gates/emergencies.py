@@ -1,32 +1,27 @@
-"""Emergency changes after the fact: record the retroactive approval once their tickets are approved."""
+"""Emergency changes after the fact: re-read their tickets and record the retroactive approval once given."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select, update
 
-from gating.gather import gather_policy, gather_tickets
+from gating.db import Database
+from gating.gates.gather import gather_policy, gather_tickets
 from gating.models import Emergency
+from gating.policy.emergency import Involved, approved_within_deadline, evaluate_retroactive_approval
 from gating.policy.facts import GitHubPerson
-from gating.policy.separation_of_duties import check_separation
-from gating.policy.ticket_approval import evaluate_ticket_approval
 from gating.services import Services
 
 log = logging.getLogger(__name__)
 
 
-def aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes for timezone-aware columns; they were stored in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def open_emergencies(services: Services, keys: Iterable[str] | None = None) -> list[Emergency]:
-    with services.db.session() as session:
+def awaiting_approval(db: Database, keys: Iterable[str] | None = None) -> list[Emergency]:
+    """Emergency changes not yet approved after the fact: all of them, or those naming any of `keys`."""
+    with db.session() as session:
         rows = list(session.scalars(select(Emergency).where(Emergency.resolved_at.is_(None))).all())
     if keys is None:
         return rows
@@ -34,52 +29,37 @@ def open_emergencies(services: Services, keys: Iterable[str] | None = None) -> l
     return [row for row in rows if wanted & set(row.tickets.split())]
 
 
+def stored_people(people: list[Involved]) -> str:
+    """The people of an emergency as its row keeps them: [role, login, name, e-mail] lists."""
+    return json.dumps([[role, p.login, p.name, p.email] for role, p in people])
+
+
+def _loaded_people(text: str) -> list[Involved]:
+    return [(role, GitHubPerson(login, name, email)) for role, login, name, email in json.loads(text)]
+
+
 def recheck_emergencies(services: Services, keys: Iterable[str] | None = None) -> list[int]:
     """Re-read the tickets of open emergencies (those naming `keys`, or all) and close the approved ones.
 
-    Returns the ids of the emergencies resolved now. Separation of duties still applies: an approval
-    by anyone who wrote, committed or requested the change does not count.
+    Returns the ids of the emergencies resolved now.
     """
     resolved = []
-    for emergency in open_emergencies(services, keys):
+    for emergency in awaiting_approval(services.db, keys):
         policy = services.github.with_installation(
-            emergency.installation_id, lambda gh, repo=emergency.repository: gather_policy(gh, repo)
+            emergency.installation_id, lambda inst, repo=emergency.repository: gather_policy(inst, repo)
         )
         pending = emergency.tickets.split()
         lookup, error = gather_tickets(services.jira, pending, policy, fresh=True)
         if error:
             log.warning("emergency.recheck_failed", extra={"emergency": emergency.id, "error": error})
             continue
-        people = [(role, GitHubPerson(login, name, email)) for role, login, name, email in json.loads(emergency.people)]
-        approvals: list[dict[str, Any]] = []
-        for key in pending:
-            ticket = lookup.tickets.get(key)
-            approval = evaluate_ticket_approval(ticket, policy).approval if ticket else None
-            if approval is None:
-                break
-            problems: list[str] = []
-            for approver in approval.approvers:
-                conflicts, unresolved = check_separation(approver, people, policy.identities, {})
-                problems += conflicts + unresolved
-            if problems:
-                break
-            approvals.append(
-                {
-                    "key": key,
-                    "status": ticket.status if ticket else None,
-                    "approvers": [a.label() for a in approval.approvers],
-                    "approved_at": approval.approved_at,
-                    "approval_source": approval.source,
-                    "approval_record": approval.record,
-                }
-            )
-        else:
-            _resolve(services, emergency, approvals)
+        approvals = evaluate_retroactive_approval(pending, lookup.tickets, _loaded_people(emergency.people), policy)
+        if approvals is not None and _resolve(services, emergency, approvals):
             resolved.append(emergency.id)
     return resolved
 
 
-def _resolve(services: Services, emergency: Emergency, approvals: list[dict[str, Any]]) -> None:
+def _resolve(services: Services, emergency: Emergency, approvals: Sequence[Mapping[str, Any]]) -> bool:
     now = services.clock()
     with services.db.session() as session:
         # Claim it first: of two workers re-checking at once, only one records the approval.
@@ -89,7 +69,7 @@ def _resolve(services: Services, emergency: Emergency, approvals: list[dict[str,
             .values(resolved_at=now)
         ).rowcount
         if not claimed:
-            return
+            return False
         entry = services.ledger.append(
             "emergency_retroactive_approval",
             {
@@ -98,8 +78,8 @@ def _resolve(services: Services, emergency: Emergency, approvals: list[dict[str,
                 "environment": emergency.environment,
                 "deployment_id": emergency.deployment_id,
                 "sha": emergency.sha,
-                "deadline": aware(emergency.deadline),
-                "approved_within_deadline": all(a["approved_at"] <= aware(emergency.deadline) for a in approvals),
+                "deadline": emergency.deadline,
+                "approved_within_deadline": approved_within_deadline(approvals, emergency.deadline),
                 "tickets": approvals,
                 "captured_at": now,
             },
@@ -114,3 +94,4 @@ def _resolve(services: Services, emergency: Emergency, approvals: list[dict[str,
         )
         session.execute(update(Emergency).where(Emergency.id == emergency.id).values(resolution_entry_id=entry.id))
     log.info("emergency.resolved", extra={"emergency": emergency.id, "entry": entry.id})
+    return True

@@ -1,4 +1,4 @@
-"""GitHub App authentication and the PyGithub clients the gates use."""
+"""GitHub App authentication: app JWTs, cached installation tokens, and installation clients."""
 
 from __future__ import annotations
 
@@ -6,11 +6,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cachetools import TLRUCache
-from github import Auth, Github, GithubException, GithubIntegration, GithubRetry
+from github import Auth, Github, GithubIntegration, GithubRetry
+from github.Repository import Repository
+
+from gating.github_api.errors import GitHubError, translated
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +59,7 @@ class GitHubApp:
             auth=self._app_auth, base_url=self.api_url, timeout=int(self.timeout), retry=_retry()
         )
         try:
-            grant = integration.get_access_token(installation_id)
+            grant = translated(integration.get_access_token)(installation_id)
         finally:
             integration.close()
         expires_at = grant.expires_at
@@ -86,13 +90,13 @@ class GitHubApp:
             seconds_between_writes=0.5,
         )
 
-    def with_installation(self, installation_id: int, work: Callable[[Github], T]) -> T:
+    def with_installation(self, installation_id: int, work: Callable[[Installation], T]) -> T:
         """Run `work` with an installation client; on 401 get a fresh token and run it once more."""
         for attempt in (1, 2):
             client = self.client(installation_id)
             try:
-                return work(client)
-            except GithubException as exc:
+                return work(Installation(client))
+            except GitHubError as exc:
                 if exc.status != 401 or attempt == 2:
                     raise
                 log.info("github.token_rejected", extra={"installation_id": installation_id})
@@ -100,3 +104,27 @@ class GitHubApp:
             finally:
                 client.close()
         raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class Repo:
+    """One repository through an installation client: what `reads` and `writes` take."""
+
+    full_name: str
+    api: Repository  # lazy: built from its URL, fetched only when read
+
+
+class Installation:
+    """An installation's client, handed to the work `GitHubApp.with_installation` runs."""
+
+    def __init__(self, client: Github) -> None:
+        self._client = client
+
+    def repo(self, full_name: str) -> Repo:
+        return Repo(full_name, self._client.get_repo(full_name))
+
+    @translated
+    def request(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
+        """One request to a URL of the API host, with the installation's token (not retried unless a read)."""
+        _headers, data = self._client.requester.requestJsonAndCheck(method, url, input=body)
+        return data

@@ -9,19 +9,11 @@ from typing import Any
 
 from flask import Blueprint, current_app, request
 
-from gating.api import current_ledger
-from gating.api_auth import require_token_or_basic
-from gating.dossier import (
-    BadParameter,
-    DeploymentQuery,
-    load_dossier,
-    open_emergencies,
-    render_dashboard,
-    render_dossier,
-    render_message,
-    search_deployments,
-    summary,
-)
+from gating.console.api import current_ledger
+from gating.console.auth import require_token_or_basic
+from gating.console.dossiers import load_dossier, summary
+from gating.console.queries import BadParameter, DeploymentQuery, emergency_listing, search_deployments
+from gating.console.rendering import render_dashboard, render_dossier, render_message
 
 bp = Blueprint("console", __name__)
 
@@ -50,7 +42,7 @@ def dashboard() -> Any:
         deployments = [summary(entry) for entry in search_deployments(services.db, query)]
     except BadParameter as exc:
         error, status, deployments = str(exc), 400, []
-    emergencies = open_emergencies(services.db, services.clock())
+    emergencies = emergency_listing(services.db, services.clock())
     return _html(render_dashboard(deployments, emergencies, filters, error), status)
 
 

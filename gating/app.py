@@ -8,18 +8,21 @@ from typing import Any
 from flask import Flask, jsonify
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from gating import api, console, deployment_gate, health, jira_events, pull_request_gate
+from gating.console import api, pages
 from gating.db import Database
-from gating.deliveries import DeliveryStore, ThreadProcessor
-from gating.github_gateway import GitHubApp
+from gating.gates import deploy, merge, tickets
+from gating.github_api import GitHubApp
+from gating.intake import health, webhooks
+from gating.intake.deliveries import DeliveryStore
+from gating.intake.jobs import ThreadProcessor
+from gating.intake.routing import EventRouter
 from gating.ledger import Ledger, load_signing_key
-from gating.routing import EventRouter
 from gating.services import Services, utcnow
-from gating.settings import Settings
-from gating.webhooks import bp as webhooks_bp
+from gating.settings import Settings, instance_path
 from jira_client.gateway import JiraGateway
 
-ROUTER = EventRouter(pull_request_gate.router, deployment_gate.router, jira_events.router)
+# One router per feature, composed here: every event Countersign acts on is registered below.
+ROUTER = EventRouter(merge.router, deploy.router, tickets.router)
 
 
 def build_services(settings: Settings, **overrides: Any) -> Services:
@@ -56,21 +59,17 @@ def build_services(settings: Settings, **overrides: Any) -> Services:
 
 
 def create_app(settings: Settings | None = None, *, check_migrations: bool = True, **overrides: Any) -> Flask:
-    app = Flask(__name__, instance_relative_config=True)
-    settings = settings or Settings.from_env(instance_path=app.instance_path)
-    if settings.database_url.startswith("sqlite:///") and settings.database_url.endswith("countersign.sqlite3"):
-        import os
-
-        os.makedirs(app.instance_path, exist_ok=True)
+    app = Flask(__name__, instance_path=str(instance_path()), instance_relative_config=True)
+    settings = settings or Settings.from_env()
     services = build_services(settings, **overrides)
     if check_migrations:
         services.db.require_migrated()
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["countersign"] = services
-    app.register_blueprint(webhooks_bp)
+    app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
-    app.register_blueprint(console.bp)
+    app.register_blueprint(pages.bp)
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_exc: Exception) -> Any:

@@ -1,14 +1,16 @@
-"""Verdicts as people read them: the check run's title, summary table and details."""
+"""Verdicts as people read them: the check run's title, summary and details; the deployment answer's comment."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
+from gating.policy.evidence import deployment_state
 from gating.policy.verdict import Outcome, TicketResult, Verdict
 
 # GitHub rejects a check run whose summary or text exceeds 65,535 characters.
 OUTPUT_LIMIT = 65_535
+COMMENT_LIMIT = 1024  # GitHub's limit on a deployment protection rule comment
 _ICONS = {Outcome.PASSED: "✅", Outcome.EMERGENCY: "🚨", Outcome.FAILED: "❌", Outcome.ERROR: "⚠️"}
 
 
@@ -100,3 +102,21 @@ def _cap(text: str) -> str:
         return text
     note = "\n\n… truncated to GitHub's size limit."
     return text[: OUTPUT_LIMIT - len(note)] + note
+
+
+def render_deployment_comment(environment: str, sha: str, verdict: Verdict, dossier_url: str, entry_id: int) -> str:
+    """A few lines for the release manager: the decision, each failing ticket and rule, the dossier link."""
+    approved = deployment_state(verdict) == "approved"
+    head = f"Countersign {'approved' if approved else 'rejected'} this deployment to {environment} of {sha[:7]}"
+    if verdict.outcome is Outcome.EMERGENCY:
+        head += " as an emergency change (approval is due after the fact)"
+    reasons = verdict.reasons()
+    lines = [head + "."]
+    lines += [f"- {reason}" for reason in reasons[:8]]
+    if len(reasons) > 8:
+        lines.append(f"- and {len(reasons) - 8} more")
+    link = f"Dossier: {dossier_url} (ledger entry {entry_id})"
+    body = "\n".join(lines)
+    if len(body) + len(link) + 1 > COMMENT_LIMIT:
+        body = body[: COMMENT_LIMIT - len(link) - 3] + "…"
+    return f"{body}\n{link}"

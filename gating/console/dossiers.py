@@ -1,0 +1,87 @@
+"""Deployment dossiers: one `deployment_decision` ledger entry as an auditor sees it.
+
+The evidence exactly as recorded, the entry's place in the hash chain, the verification of the chain up
+to now, and the auditor's five questions answered from that evidence (`gating.policy.answers`). The same
+document backs the JSON API, the HTML page and `countersign export`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gating.console.queries import KIND, iso
+from gating.ledger import Ledger, LedgerEntryView, VerifyResult, entry_hash
+from gating.ledger.chain import signature_valid as check_signature
+from gating.policy.answers import answer_questions
+
+
+def _evidence(entry: LedgerEntryView) -> dict[str, Any]:
+    try:
+        data = entry.data
+    except (ValueError, KeyError, TypeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _recorded_at(entry: LedgerEntryView) -> str:
+    try:
+        return str(entry.content()["recorded_at"])
+    except (ValueError, KeyError, TypeError):
+        return str(iso(entry.created_at))
+
+
+def summary(entry: LedgerEntryView) -> dict[str, Any]:
+    evidence = _evidence(entry)
+    return {
+        "id": entry.id,
+        "recorded_at": _recorded_at(entry),
+        "repository": entry.repository,
+        "environment": entry.environment,
+        "deployment_id": entry.deployment_id,
+        "sha": entry.sha,
+        "decision": entry.decision,
+        "tickets": [t.get("key") for t in evidence.get("tickets") or []],
+        "commit_count": len(evidence.get("commits") or []),
+        "links": {"self": f"/api/v1/deployments/{entry.id}", "page": f"/deployments/{entry.id}"},
+    }
+
+
+def load_dossier(ledger: Ledger, entry_id: int, verification: VerifyResult | None = None) -> dict[str, Any] | None:
+    """The dossier of ledger entry `entry_id`, or None when there is no such deployment decision."""
+    entry = ledger.get(entry_id)
+    if entry is None or entry.kind != KIND:
+        return None
+    return build_dossier(entry, verification if verification is not None else ledger.verify(), ledger)
+
+
+def build_dossier(entry: LedgerEntryView, verification: VerifyResult, ledger: Ledger | None = None) -> dict[str, Any]:
+    evidence = _evidence(entry)
+    hash_matches = entry_hash(entry.prev_hash, entry.payload) == entry.hash
+    signature_valid: bool | None = None
+    if entry.signature and ledger is not None and ledger.public_key is not None:
+        signature_valid = check_signature(ledger.public_key, entry.hash, entry.signature)
+    covered = verification.ok or (
+        verification.first_bad_sequence is not None and verification.first_bad_sequence > entry.sequence
+    )
+    verification_doc = verification.as_dict() | {
+        "entry_hash_matches": hash_matches,
+        "entry_verified": bool(covered and hash_matches),
+    }
+    entry_doc = {
+        "id": entry.id,
+        "sequence": entry.sequence,
+        "kind": entry.kind,
+        "recorded_at": _recorded_at(entry),
+        "hash": entry.hash,
+        "prev_hash": entry.prev_hash,
+        "signature_present": bool(entry.signature),
+        "signature_valid": signature_valid,
+    }
+    return {
+        "id": entry.id,
+        "summary": summary(entry),
+        "evidence": evidence,
+        "entry": entry_doc,
+        "verification": verification_doc,
+        "answers": answer_questions(evidence, entry_doc, verification_doc),
+    }

@@ -1,0 +1,66 @@
+"""The console's HTML: the Jinja templates under `templates/pages`, usable with or without a Flask request."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from gating.console.queries import DECISIONS
+from gating.policy.answers import QUESTIONS
+
+
+def template_folder() -> Path:
+    """`templates/` beside the package in a checkout; inside the package once installed from a wheel."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "templates", package.parent / "templates"):
+        if (candidate / "pages").is_dir():
+            return candidate
+    raise FileNotFoundError(f"Countersign's templates are missing: looked in {package / 'templates'}")
+
+
+_environment: Environment | None = None
+
+
+def templates() -> Environment:
+    """The Jinja environment for Countersign's pages: autoescaped, usable with or without Flask."""
+    global _environment
+    if _environment is None:
+        env = Environment(
+            loader=FileSystemLoader(template_folder()),
+            autoescape=select_autoescape(["html"]),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        env.filters["short"] = lambda sha: (sha or "")[:7]
+        _environment = env
+    return _environment
+
+
+def render_dossier(dossier: Mapping[str, Any]) -> str:
+    return templates().get_template("pages/dossier.html").render(d=dossier, questions=QUESTIONS)
+
+
+def render_dashboard(
+    deployments: Iterable[Mapping[str, Any]],
+    emergencies: Iterable[Mapping[str, Any]],
+    filters: Mapping[str, str],
+    error: str | None = None,
+) -> str:
+    return (
+        templates()
+        .get_template("pages/dashboard.html")
+        .render(
+            deployments=list(deployments),
+            emergencies=list(emergencies),
+            filters=filters,
+            decisions=DECISIONS,
+            error=error,
+        )
+    )
+
+
+def render_message(title: str, message: str) -> str:
+    return templates().get_template("pages/message.html").render(title=title, message=message)

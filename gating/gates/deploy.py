@@ -1,0 +1,307 @@
+"""The deploy gate: answer a custom deployment protection rule, after writing the evidence to the ledger."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from gating.gates.emergencies import stored_people
+from gating.gates.gather import gather_policy, gather_release_facts, resolve_sha
+from gating.gates.render import COMMENT_LIMIT, render_deployment_comment
+from gating.github_api import GitHubError, Installation, writes
+from gating.intake.deliveries import Delivery
+from gating.intake.routing import EventRouter
+from gating.models import DeploymentDecision, Emergency
+from gating.policy.config import PolicyError
+from gating.policy.deployment import DeploymentRequest, evaluate_deployment
+from gating.policy.emergency import involved_people, pending_tickets
+from gating.policy.evidence import build_evidence, decision_label, deployment_state, error_evidence
+from gating.policy.pull_request import error_verdict
+from gating.policy.verdict import Outcome, Verdict
+from gating.services import Services
+
+log = logging.getLogger(__name__)
+
+router = EventRouter()
+
+PROGRESS_AFTER_SECONDS = 3.0
+_CALLBACK_PATH = re.compile(r"/repos/([^/]+)/([^/]+)/actions/runs/(\d+)/deployment_protection_rule$")
+
+
+class TransientError(Exception):
+    """Jira or GitHub could not be read: worth waiting for, never a reason to approve."""
+
+
+@dataclass(frozen=True)
+class ProtectionRequest:
+    """A `deployment_protection_rule` request: what is asked, and where and as whom to answer."""
+
+    request: DeploymentRequest
+    installation_id: int
+    callback_url: str
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> ProtectionRequest:
+        callback_url: str = payload.get("deployment_callback_url") or ""
+        deployment = payload.get("deployment") or {}
+        creator = (deployment.get("creator") or {}).get("login")
+        match = _CALLBACK_PATH.search(urlparse(callback_url).path)
+        request = DeploymentRequest(
+            repository=payload["repository"]["full_name"],
+            environment=payload["environment"],
+            deployment_id=deployment.get("id"),
+            run_id=int(match.group(3)) if match else 0,
+            sha=deployment.get("sha") or payload.get("sha"),
+            ref=deployment.get("ref") or payload.get("ref"),
+            requester=creator or (payload.get("sender") or {}).get("login") or "",
+        )
+        return cls(request, int(payload["installation"]["id"]), callback_url)
+
+    @property
+    def repository(self) -> str:
+        return self.request.repository
+
+    @property
+    def environment(self) -> str:
+        return self.request.environment
+
+
+@router.register("deployment_protection_rule", "requested")
+def on_protection_rule(delivery: Delivery, services: Services) -> None:
+    """Decide a deployment: evidence to the ledger first, then one answer to GitHub."""
+    asked = ProtectionRequest.from_payload(delivery.payload)
+    if not callback_is_trusted(asked.callback_url, services.settings.github_api_url):
+        # PyGithub would send the request to the configured host whatever the URL says: refuse it.
+        log.warning("deploy.untrusted_callback", extra={"repository": asked.repository, "url": asked.callback_url})
+        return
+    decide(services, asked)
+
+
+def callback_is_trusted(url: str, api_url: str) -> bool:
+    """Only a protection-rule callback on the configured GitHub API host, scheme and port is called."""
+    target, api = urlparse(url), urlparse(api_url)
+    if (target.scheme, target.hostname, target.port) != (api.scheme, api.hostname, api.port):
+        return False
+    prefix = api.path.rstrip("/")
+    return target.path.startswith(prefix + "/") and bool(_CALLBACK_PATH.search(target.path))
+
+
+def decide(services: Services, asked: ProtectionRequest) -> None:
+    existing = _decision(services, asked.request)
+    if existing is not None:
+        if existing.callback_sent_at is None:
+            # Decided and recorded, but the answer was not sent (crash or GitHub down): send the same one.
+            _send_answer(services, asked, existing.state, existing.comment)
+            _mark_sent(services, existing.id)
+        log.info("deploy.already_decided", extra={"repository": asked.repository, "run_id": asked.request.run_id})
+        return
+    # A long evaluation (thousands of commits, a slow Jira) tells the release manager it is under way.
+    progress = threading.Timer(
+        PROGRESS_AFTER_SECONDS,
+        _try_progress,
+        (services, asked, "Countersign is checking this release's commits, tickets and CI results…"),
+    )
+    progress.daemon = True
+    progress.start()
+    try:
+        request, verdict, evidence = _evaluate_with_retries(services, asked)
+    finally:
+        progress.cancel()
+    state = deployment_state(verdict)
+    sha = request.sha or ""
+    try:
+        with services.db.session() as session:
+            entry = services.ledger.append(
+                "deployment_decision",
+                evidence,
+                index={
+                    "repository": request.repository,
+                    "environment": request.environment,
+                    "deployment_id": request.deployment_id,
+                    "sha": request.sha,
+                    "decision": decision_label(verdict),
+                },
+                session=session,
+            )
+            dossier_url = f"{services.settings.public_url or ''}/deployments/{entry.id}"
+            comment = render_deployment_comment(request.environment, sha, verdict, dossier_url, entry.id)
+            row = DeploymentDecision(
+                repository=request.repository,
+                environment=request.environment,
+                run_id=request.run_id,
+                deployment_id=request.deployment_id,
+                sha=sha,
+                state=state,
+                comment=comment,
+                callback_url=asked.callback_url,
+                ledger_entry_id=entry.id,
+                decided_at=services.clock(),
+            )
+            session.add(row)
+            if verdict.outcome is Outcome.EMERGENCY:
+                session.add(_emergency_row(services, asked, request, verdict, evidence, entry.id))
+            session.flush()
+            decision_id = row.id
+    except IntegrityError:
+        log.info("deploy.decided_elsewhere", extra={"repository": request.repository, "run_id": request.run_id})
+        return
+    # The decision and its evidence are committed: a crash from here on leaves it to be re-sent.
+    _send_answer(services, asked, state, comment)
+    _mark_sent(services, decision_id)
+    log.info("deploy.decided", extra={"repository": request.repository, "state": state, "entry": entry.id})
+
+
+def _decision(services: Services, request: DeploymentRequest) -> DeploymentDecision | None:
+    with services.db.session() as session:
+        return session.scalar(
+            select(DeploymentDecision).where(
+                DeploymentDecision.repository == request.repository,
+                DeploymentDecision.environment == request.environment,
+                DeploymentDecision.run_id == request.run_id,
+            )
+        )
+
+
+def _mark_sent(services: Services, decision_id: int) -> None:
+    with services.db.session() as session:
+        row = session.get(DeploymentDecision, decision_id)
+        if row is not None:
+            row.callback_sent_at = services.clock()
+
+
+def _last_approved_sha(services: Services, request: DeploymentRequest) -> str | None:
+    with services.db.session() as session:
+        return session.scalar(
+            select(DeploymentDecision.sha)
+            .where(
+                DeploymentDecision.repository == request.repository,
+                DeploymentDecision.environment == request.environment,
+                DeploymentDecision.state == "approved",
+            )
+            .order_by(DeploymentDecision.decided_at.desc(), DeploymentDecision.id.desc())
+            .limit(1)
+        )
+
+
+def _evaluate_with_retries(
+    services: Services, asked: ProtectionRequest
+) -> tuple[DeploymentRequest, Verdict, dict[str, Any]]:
+    """Evaluate; while Jira or GitHub is unavailable, wait and try again until the deadline, then reject."""
+    deadline = time.monotonic() + services.settings.deploy_retry_seconds
+    delay, reports = 1.0, 0
+    request = asked.request
+    while True:
+        try:
+            if not request.sha:
+                request = services.github.with_installation(
+                    asked.installation_id, lambda inst: resolve_sha(inst.repo(asked.repository), asked.request)
+                )
+            verdict, evidence = services.github.with_installation(
+                asked.installation_id, lambda inst, current=request: _evaluate(services, inst, current)
+            )
+            return request, verdict, evidence
+        except GitHubError as exc:
+            reason = exc.describe()
+        except TransientError as exc:
+            reason = str(exc)
+        if time.monotonic() + delay > deadline:
+            verdict = error_verdict("availability", "Evidence could not be gathered", reason, services.clock())
+            return request, verdict, error_evidence(request, verdict, reason)
+        if reports < 9:  # GitHub allows 10 progress reports; keep the last for a later message
+            reports += 1
+            _try_progress(services, asked, f"Countersign is waiting: {reason[:200]}. Retrying in {delay:.0f} s.")
+        time.sleep(delay)
+        delay = min(delay * 2, 60.0)
+
+
+def _evaluate(
+    services: Services, installation: Installation, request: DeploymentRequest
+) -> tuple[Verdict, dict[str, Any]]:
+    try:
+        policy = gather_policy(installation, request.repository)
+    except PolicyError as exc:
+        verdict = error_verdict("configuration", f"Fix {exc.source}", str(exc), services.clock())
+        return verdict, error_evidence(request, verdict)
+    except GitHubError as exc:
+        raise TransientError(f"{exc.describe()} reading the policy") from exc
+    facts = gather_release_facts(
+        installation.repo(request.repository),
+        services.jira,
+        request,
+        policy,
+        last_approved_sha=_last_approved_sha(services, request),
+        first_limit=services.settings.first_deploy_commit_limit,
+        clock=services.clock,
+    )
+    if facts.jira_error:
+        raise TransientError(f"Jira could not be read: {facts.jira_error}")
+    verdict = evaluate_deployment(facts, policy)
+    return verdict, build_evidence(facts, verdict, policy)
+
+
+def _send_answer(services: Services, asked: ProtectionRequest, state: str, comment: str) -> None:
+    """Send the recorded decision; while GitHub fails (5xx, 429, no connection), try again until the deadline."""
+    body = {"environment_name": asked.environment, "state": state, "comment": comment}
+    deadline = time.monotonic() + services.settings.deploy_retry_seconds
+    delay, attempt = 0.5, 0
+    while True:
+        attempt += 1
+        try:
+            services.github.with_installation(
+                asked.installation_id, lambda inst: writes.post_protection_rule_review(inst, asked.callback_url, body)
+            )
+            return
+        except GitHubError as exc:
+            if exc.status == 422 and attempt > 1:
+                # An earlier attempt reached GitHub even though its answer did not reach us.
+                log.info("deploy.answer_already_recorded", extra={"repository": asked.repository})
+                return
+            transient = exc.status is None or exc.status >= 500 or exc.status == 429
+            if not transient or time.monotonic() + delay > deadline:
+                raise
+        log.warning("deploy.answer_retry", extra={"repository": asked.repository, "attempt": attempt})
+        time.sleep(delay)
+        delay = min(delay * 2, 30.0)
+
+
+def _try_progress(services: Services, asked: ProtectionRequest, message: str) -> None:
+    body = {"environment_name": asked.environment, "comment": message[:COMMENT_LIMIT]}
+    try:
+        services.github.with_installation(
+            asked.installation_id, lambda inst: writes.post_protection_rule_review(inst, asked.callback_url, body)
+        )
+    except Exception:  # a progress report is a courtesy; its failure changes nothing
+        log.info("deploy.progress_failed", extra={"repository": asked.repository})
+
+
+def _emergency_row(
+    services: Services,
+    asked: ProtectionRequest,
+    request: DeploymentRequest,
+    verdict: Verdict,
+    evidence: dict[str, Any],
+    entry_id: int,
+) -> Emergency:
+    now = services.clock()
+    deadline = evidence.get("emergency_deadline") or now + timedelta(hours=72)
+    return Emergency(
+        ledger_entry_id=entry_id,
+        repository=request.repository,
+        environment=request.environment,
+        deployment_id=request.deployment_id,
+        installation_id=asked.installation_id,
+        sha=request.sha or "",
+        tickets=" ".join(pending_tickets(verdict)),
+        people=stored_people(involved_people(evidence)),
+        deadline=deadline,
+        created_at=now,
+    )

@@ -1,0 +1,174 @@
+"""Gather: the only gate code that reads GitHub and Jira. Each gate's facts are built here, once, frozen."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from gating.github_api import GitHubError, Installation, Repo, reads
+from gating.policy.config import CONFIG_PATH, Policy, parse_policy
+from gating.policy.deployment import (
+    DeploymentFacts,
+    DeploymentRequest,
+    PullRequestInfo,
+    deployment_references,
+    first_deployment_range,
+    pull_request_members,
+    pull_request_numbers,
+    release_range,
+)
+from gating.policy.facts import Commit, PullRequestFacts
+from gating.policy.pull_request import collect_references
+from jira_client.gateway import JiraGateway
+from jira_client.models import JiraUnavailable, TicketLookup
+
+log = logging.getLogger(__name__)
+
+
+def gather_policy(installation: Installation, repository: str) -> Policy:
+    """The repository's policy over its organisation's defaults. Raises PolicyError."""
+    repo_text = reads.file_text(installation.repo(repository), CONFIG_PATH)
+    owner, name = repository.split("/", 1)
+    org_text = None
+    if name != ".github":
+        try:
+            org_text = reads.file_text(installation.repo(f"{owner}/.github"), CONFIG_PATH)
+        except GitHubError as exc:
+            if exc.status != 403:  # no access to the org's .github repository: no org defaults
+                raise
+    return parse_policy(repo_text, org_text, org_source=f"{owner}/.github:{CONFIG_PATH}")
+
+
+def gather_tickets(
+    jira: JiraGateway, keys: Iterable[str], policy: Policy, *, fresh: bool = False
+) -> tuple[TicketLookup, str | None]:
+    """Tickets in one batched fetch; Jira being unavailable is a fact, not an exception."""
+    keys = list(keys)
+    if not keys:
+        return TicketLookup({}, frozenset()), None
+    try:
+        return jira.fetch_tickets(keys, include_jsm=policy.approval_source == "jsm", fresh=fresh), None
+    except JiraUnavailable as exc:
+        log.warning("jira.unavailable", extra={"error": str(exc)})
+        return TicketLookup({}, frozenset()), str(exc)
+
+
+@dataclass(frozen=True)
+class ChangeToMerge:
+    """What the merge gate evaluates: a PR's commits, or a merge group's (with the PR it was made for)."""
+
+    base_sha: str
+    head_sha: str
+    pull: Mapping[str, Any]  # the PR as GitHub describes it; empty when a merge group names no PR
+    merge_group: bool = False
+
+
+def gather_pull_request_facts(
+    repo: Repo,
+    jira: JiraGateway,
+    change: ChangeToMerge,
+    policy: Policy,
+    *,
+    fresh: bool,
+    clock: Callable[[], datetime],
+) -> PullRequestFacts:
+    """The facts of a PR, or of a merge group: every commit (past the PR endpoint's 250), reviews, tickets."""
+    pull = change.pull
+    head = pull.get("head") or {}
+    number = None if change.merge_group else pull.get("number")
+    commits = reads.commits_between(repo, change.base_sha, change.head_sha)
+    reviews = reads.reviews(repo, int(number)) if policy.require_review and number is not None else ()
+    references = collect_references(
+        policy,
+        title=pull.get("title") or "",
+        branch=head.get("ref") or "",
+        body=pull.get("body") or "",
+        commits=commits,
+    )
+    lookup, jira_error = gather_tickets(jira, references.all_keys, policy, fresh=fresh)
+    return PullRequestFacts(
+        repository=repo.full_name,
+        number=number,
+        title=pull.get("title") or "",
+        body=pull.get("body") or "",
+        head_ref=head.get("ref") or "",
+        head_sha=change.head_sha,
+        author=(pull.get("user") or {}).get("login") or "",
+        labels=tuple(label["name"] for label in pull.get("labels") or ()),
+        commits=commits,
+        reviews=reviews,
+        tickets=lookup.tickets,
+        unknown_tickets=lookup.unknown,
+        jira_error=jira_error,
+        evaluated_at=clock(),
+    )
+
+
+def resolve_sha(repo: Repo, request: DeploymentRequest) -> DeploymentRequest:
+    """The request with its SHA: the deployment's, else the payload's, else its workflow run's head."""
+    if request.sha:
+        return request
+    return replace(request, sha=reads.workflow_run_head_sha(repo, request.run_id))
+
+
+def gather_release_facts(
+    repo: Repo,
+    jira: JiraGateway,
+    request: DeploymentRequest,
+    policy: Policy,
+    *,
+    last_approved_sha: str | None,
+    first_limit: int,
+    clock: Callable[[], datetime],
+) -> DeploymentFacts:
+    """The facts of a deployment: its release's commits and PRs, the SHA's checks, and every ticket read fresh.
+
+    The release starts at `last_approved_sha`, else at the last successful deployment GitHub reports,
+    else it is the SHA's history up to `first_limit` commits. `request` has its SHA (`resolve_sha`).
+    Raises GitHubError; a Jira failure is recorded in `jira_error`.
+    """
+    sha = request.sha
+    if not sha:
+        raise ValueError("resolve the request's SHA first")
+    base, method = last_approved_sha, "last_approved"
+    if base is None:
+        base, method = reads.last_successful_deployment_sha(repo, request.environment, sha), "last_successful"
+    if base is None:
+        commits, truncated = reads.history(repo, sha, first_limit)
+        release = first_deployment_range(sha, len(commits), truncated, first_limit)
+    else:
+        status, commits = reads.compare(repo, base, sha)
+        release = release_range(base, sha, method, status, len(commits))
+    pulls = _pulls(repo, commits)
+    checks = reads.checks(repo, sha)
+    keys = deployment_references(commits, pulls, policy).all_keys
+    # Fresh from Jira at this moment: a revoked approval must never pass on a cached read.
+    lookup, jira_error = gather_tickets(jira, keys, policy, fresh=True)
+    return DeploymentFacts(
+        request.repository, request.environment, request.deployment_id, request.run_id, sha, request.ref,
+        request.requester, release, commits, pulls, lookup.tickets, lookup.unknown, jira_error, checks, clock(),
+    )  # fmt: skip
+
+
+def _pulls(repo: Repo, commits: tuple[Commit, ...], limit: int = 100) -> tuple[PullRequestInfo, ...]:
+    """The PRs that merge and squash commits in the release name, with the commits each brought."""
+    pulls = []
+    for number, naming_sha in list(pull_request_numbers(commits).items())[:limit]:
+        raw = reads.pull_request_or_none(repo, number)
+        if raw is None:
+            continue
+        pulls.append(
+            PullRequestInfo(
+                number=number,
+                title=raw.get("title") or "",
+                body=raw.get("body") or "",
+                head_ref=(raw.get("head") or {}).get("ref") or "",
+                author=(raw.get("user") or {}).get("login") or "",
+                labels=tuple(label["name"] for label in raw.get("labels") or ()),
+                commit_shas=pull_request_members(commits, naming_sha),
+            )
+        )
+    return tuple(pulls)

@@ -1,0 +1,7 @@
+"""The GitHub adapter: the only code that imports PyGithub. Gates see plain values and `GitHubError`."""
+
+from gating.github_api import reads, writes
+from gating.github_api.app import GitHubApp, Installation, Repo
+from gating.github_api.errors import GitHubError, GitHubNotFound, GitHubUnavailable
+
+__all__ = ["GitHubApp", "GitHubError", "GitHubNotFound", "GitHubUnavailable", "Installation", "Repo", "reads", "writes"]
