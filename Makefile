@@ -34,7 +34,7 @@ test: $(STAMP) node_modules/.installed lint
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict gating/policy gating/ledger jira_client
+	$(BIN)/mypy gating jira_client
 
 bench: $(STAMP)
 	$(BIN)/python bench/pr_gate.py

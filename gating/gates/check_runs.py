@@ -13,7 +13,7 @@ from gating.models import CheckRunRecord
 from gating.policy.verdict import Verdict
 
 
-def _record(repository: str, head_sha: str, name: str) -> Select[tuple[CheckRunRecord]]:
+def _record(repository: str, head_sha: str, name: str) -> Select[CheckRunRecord]:
     return select(CheckRunRecord).where(
         CheckRunRecord.repository == repository,
         CheckRunRecord.head_sha == head_sha,
@@ -28,7 +28,7 @@ def start_check_run(db: Database, repo: Repo, head_sha: str, name: str, number: 
     """
     with db.session() as session:
         record = session.scalar(_record(repo.full_name, head_sha, name))
-        existing = record.check_run_id if record else None
+        existing = int(record.check_run_id) if record else None
     if existing and not new_run:
         writes.update_check_run(repo, existing, {"status": "in_progress"})
         return existing

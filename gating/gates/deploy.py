@@ -8,6 +8,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import urlparse
 
@@ -203,10 +204,10 @@ def _evaluate_with_retries(
         try:
             if not request.sha:
                 request = services.github.with_installation(
-                    asked.installation_id, lambda inst: resolve_sha(inst.repo(asked.repository), asked.request)
+                    asked.installation_id, partial(_resolve_sha, request=asked.request)
                 )
             verdict, evidence = services.github.with_installation(
-                asked.installation_id, lambda inst, current=request: _evaluate(services, inst, current)
+                asked.installation_id, partial(_evaluate, services, request=request)
             )
             return request, verdict, evidence
         except GitHubError as exc:
@@ -223,8 +224,12 @@ def _evaluate_with_retries(
         delay = min(delay * 2, 60.0)
 
 
+def _resolve_sha(installation: Installation, *, request: DeploymentRequest) -> DeploymentRequest:
+    return resolve_sha(installation.repo(request.repository), request)
+
+
 def _evaluate(
-    services: Services, installation: Installation, request: DeploymentRequest
+    services: Services, installation: Installation, *, request: DeploymentRequest
 ) -> tuple[Verdict, dict[str, Any]]:
     try:
         policy = gather_policy(installation, request.repository)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select, update
 
-from gating.db import Database
+from gating.db import Database, rows_updated
 from gating.gates.gather import gather_policy, gather_tickets
 from gating.models import Emergency
 from gating.policy.emergency import Involved, approved_within_deadline, evaluate_retroactive_approval
@@ -46,7 +47,7 @@ def recheck_emergencies(services: Services, keys: Iterable[str] | None = None) -
     resolved = []
     for emergency in awaiting_approval(services.db, keys):
         policy = services.github.with_installation(
-            emergency.installation_id, lambda inst, repo=emergency.repository: gather_policy(inst, repo)
+            emergency.installation_id, partial(gather_policy, repository=emergency.repository)
         )
         pending = emergency.tickets.split()
         lookup, error = gather_tickets(services.jira, pending, policy, fresh=True)
@@ -63,11 +64,12 @@ def _resolve(services: Services, emergency: Emergency, approvals: Sequence[Mappi
     now = services.clock()
     with services.db.session() as session:
         # Claim it first: of two workers re-checking at once, only one records the approval.
-        claimed = session.execute(
+        claimed = rows_updated(
+            session,
             update(Emergency)
             .where(Emergency.id == emergency.id, Emergency.resolved_at.is_(None))
-            .values(resolved_at=now)
-        ).rowcount
+            .values(resolved_at=now),
+        )
         if not claimed:
             return False
         entry = services.ledger.append(

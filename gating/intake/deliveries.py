@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 
-from gating.db import Database
+from gating.db import Database, rows_updated
 from gating.models import Delivery as DeliveryRow
 
 # A delivery still "processing" after this long was abandoned by a crashed worker:
@@ -61,7 +61,8 @@ class DeliveryStore:
             pass
         # Seen before: take it over only if it failed, or if its worker died mid-way.
         with self.db.session() as session:
-            result = session.execute(
+            claimed = rows_updated(
+                session,
                 update(DeliveryRow)
                 .where(DeliveryRow.id == delivery.id)
                 .where(
@@ -70,9 +71,9 @@ class DeliveryStore:
                         (DeliveryRow.status == "processing") & (DeliveryRow.updated_at < now - PROCESSING_LEASE),
                     )
                 )
-                .values(status="processing", attempts=DeliveryRow.attempts + 1, updated_at=now, error=None)
+                .values(status="processing", attempts=DeliveryRow.attempts + 1, updated_at=now, error=None),
             )
-            return bool(result.rowcount)
+            return bool(claimed)
 
     def finish(self, delivery_id: str) -> None:
         self._set(delivery_id, "completed", None)

@@ -40,7 +40,8 @@ def _parse(body: bytes) -> dict[str, Any] | None:
 
 
 def _services() -> Services:
-    return current_app.extensions["countersign"]
+    services: Services = current_app.extensions["countersign"]
+    return services
 
 
 @bp.post("/webhooks/github")

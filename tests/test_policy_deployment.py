@@ -1,0 +1,229 @@
+"""The deploy gate's pure core over literal facts: checks, release ranges, evidence, emergencies, the five answers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from builders import ALICE, BOB, JIRA_ALICE, JIRA_CAROL, NOW, a_commit, a_ticket
+
+from gating.policy.answers import QUESTIONS, answer_questions
+from gating.policy.checks import CheckResult, check_succeeded, evaluate_required_checks
+from gating.policy.config import build_policy
+from gating.policy.deployment import (
+    DeploymentFacts,
+    DeploymentRequest,
+    ReleaseRange,
+    evaluate_deployment,
+    first_deployment_range,
+    release_range,
+)
+from gating.policy.emergency import (
+    approved_within_deadline,
+    evaluate_retroactive_approval,
+    involved_people,
+    is_overdue,
+    pending_tickets,
+)
+from gating.policy.evidence import build_evidence, decision_label, deployment_state, error_evidence
+from gating.policy.facts import GitHubPerson
+from gating.policy.pull_request import error_verdict
+from gating.policy.verdict import Outcome
+from jira_client.models import Ticket
+
+POLICY = build_policy(
+    {
+        "environments": {"production": {"required_checks": ["build", "jenkins"]}},
+        "identities": {"alice": "acc-alice", "bob": "acc-bob"},
+    }
+)
+SHA = "a" * 40
+BASE = "b" * 40
+
+
+def a_check(name: str, kind: str, status: str, conclusion: str | None = None) -> CheckResult:
+    return CheckResult(name, kind, status, conclusion, {"name": name})
+
+
+PASSING_CHECKS = (
+    a_check("build", "check_run", "completed", "success"),
+    a_check("jenkins", "status", "success"),  # Jenkins and CircleCI report commit statuses
+)
+
+
+def release_facts(
+    *, tickets: tuple[Ticket, ...] | None = None, checks: tuple[CheckResult, ...] = PASSING_CHECKS
+) -> DeploymentFacts:
+    tickets = tickets if tickets is not None else (a_ticket("PAY-1"),)
+    commit = a_commit("PAY-1 refunds", author=ALICE, committer=ALICE)
+    return DeploymentFacts(
+        repository="acme/payments",
+        environment="production",
+        deployment_id=11,
+        run_id=22,
+        sha=SHA,
+        ref="main",
+        requester="bob",
+        range=release_range(BASE, SHA, "last_approved", "ahead", 1),
+        commits=(commit,),
+        pulls=(),
+        tickets={t.key: t for t in tickets},
+        unknown_tickets=frozenset(),
+        jira_error=None,
+        checks=checks,
+        evaluated_at=NOW,
+    )
+
+
+def test_whether_a_check_passed_is_decided_once_for_runs_and_statuses() -> None:
+    assert check_succeeded("check_run", "completed", "success")
+    assert check_succeeded("check_run", "completed", "skipped")
+    assert not check_succeeded("check_run", "in_progress", None)
+    assert not check_succeeded("check_run", "completed", "failure")
+    assert check_succeeded("status", "success", None)
+    assert not check_succeeded("status", "pending", None)
+    results = evaluate_required_checks(
+        ["build", "jenkins", "lint"], [*PASSING_CHECKS, a_check("build", "check_run", "completed", "failure")]
+    )
+    assert [(r.name, r.passed, r.results) for r in results] == [
+        ("build", True, ("failure", "success")),  # one success of that name is enough
+        ("jenkins", True, ("success",)),
+        ("lint", False, ()),
+    ]
+    assert not results[2].found
+
+
+def test_release_ranges_say_how_they_were_determined() -> None:
+    assert release_range(BASE, SHA, "last_approved", "ahead", 3).description == (
+        "3 commit(s) since the last deployment Countersign approved (bbbbbbb)"
+    )
+    assert release_range(BASE, SHA, "last_successful", "behind", 0).description == (
+        "a rollback: aaaaaaa is an ancestor of the last successful deployment GitHub reports (bbbbbbb), "
+        "so it ships no new commits"
+    )
+    assert release_range(BASE, SHA, "last_approved", "identical", 0).description.startswith("a redeploy of aaaaaaa")
+    assert (
+        "e.g. after a force-push: 4 commit(s)" in release_range(BASE, SHA, "last_approved", "diverged", 4).description
+    )
+    first = first_deployment_range(SHA, 1000, True, 1000)
+    assert first == ReleaseRange(
+        None,
+        SHA,
+        "first_deployment",
+        "first",
+        "first deployment to this environment: the 1000 most recent commits reachable from aaaaaaa (limited to 1000)",
+        True,
+    )
+    assert first_deployment_range(SHA, 5, False, 1000).description.endswith("(its whole history)")
+
+
+def test_evidence_records_the_request_the_commits_the_tickets_and_each_checks_outcome() -> None:
+    facts = release_facts()
+    verdict = evaluate_deployment(facts, POLICY)
+    assert verdict.passed, verdict.reasons()
+    evidence = build_evidence(facts, verdict, POLICY)
+    assert {k: evidence[k] for k in ("repository", "environment", "deployment_id", "workflow_run_id", "sha")} == {
+        "repository": "acme/payments",
+        "environment": "production",
+        "deployment_id": 11,
+        "workflow_run_id": 22,
+        "sha": SHA,
+    }
+    assert evidence["requester"] == "bob" and evidence["captured_at"] == NOW
+    (ticket,) = evidence["tickets"]
+    assert ticket["key"] == "PAY-1" and ticket["outcome"] == "passed" and ticket["approvers"] == ["Carol Approver"]
+    assert ticket["approved_at"] == NOW - timedelta(hours=1) and ticket["approved_before_request"] is True
+    assert ticket["approval_source"] == "changelog" and ticket["approval_record"] == {"id": "h"}
+    assert evidence["commits"][0]["tickets"] == ["PAY-1"]
+    assert [(c["name"], c["kind"], c["succeeded"]) for c in evidence["checks"]] == [
+        ("build", "check_run", True),
+        ("jenkins", "status", True),
+    ]
+    assert evidence["decision"] == {"state": "approved", "outcome": "passed", "reasons": []}
+    assert evidence["emergency_deadline"] is None
+
+
+def test_the_answers_read_the_recorded_check_outcome_so_a_passing_status_passes() -> None:
+    facts = release_facts()
+    evidence = build_evidence(facts, evaluate_deployment(facts, POLICY), POLICY)
+    answers = answer_questions(evidence, {"id": 5, "sequence": 5}, {"ok": True, "entry_verified": True})
+    assert answers["checks"]["all_passed"] is True
+    assert [(r["name"], r["passed"]) for r in answers["checks"]["required"]] == [("build", True), ("jenkins", True)]
+    # An entry written before `succeeded` was recorded is decided the same way.
+    for check in evidence["checks"]:
+        del check["succeeded"]
+    again = answer_questions(evidence, {}, {})
+    assert [(r["name"], r["passed"]) for r in again["checks"]["required"]] == [("build", True), ("jenkins", True)]
+
+
+def test_the_five_answers_name_tickets_approvals_commits_checks_and_integrity() -> None:
+    facts = release_facts(
+        tickets=(a_ticket("PAY-1", status="In Review"),),
+        checks=(a_check("build", "check_run", "completed", "failure"),),
+    )
+    verdict = evaluate_deployment(facts, POLICY)
+    evidence = build_evidence(facts, verdict, POLICY)
+    entry = {"id": 9, "sequence": 4, "hash": "h", "prev_hash": "p", "signature_present": False}
+    answers = answer_questions(evidence, entry, {"ok": True, "count": 4, "entry_verified": True})
+    assert answers["tickets"]["question"] == QUESTIONS[0]
+    assert answers["tickets"]["tickets"][0] | {} == {
+        "key": "PAY-1",
+        "summary": "PAY-1 summary",
+        "issue_type": "Story",
+        "status": "In Review",
+        "url": "https://jira.example/browse/PAY-1",
+        "approved": False,
+    }
+    assert answers["approvals"]["all_approved_before_request"] is False
+    assert answers["commits"]["all_map_to_approved_tickets"] is False
+    assert answers["commits"]["unmapped"] == [facts.commits[0].sha]
+    assert [(r["name"], r["passed"], r["results"]) for r in answers["checks"]["required"]] == [
+        ("build", False, ["failure"]),
+        ("jenkins", False, ["missing"]),
+    ]
+    assert answers["integrity"]["ledger_entry_id"] == 9 and answers["integrity"]["entry_verified"] is True
+    assert answers["decision"]["state"] == "rejected"
+    assert deployment_state(verdict) == "rejected" and decision_label(verdict) == "rejected"
+
+
+def test_an_error_is_recorded_with_the_request_and_rejects() -> None:
+    request = DeploymentRequest("acme/payments", "production", None, 22, None, None, "bob")
+    verdict = error_verdict("availability", "Evidence could not be gathered", "Jira could not be read", NOW)
+    evidence = error_evidence(request, verdict, "Jira could not be read")
+    assert evidence["error"] == "Jira could not be read" and evidence["sha"] is None
+    assert evidence["decision"]["state"] == "rejected" and evidence["decision"]["outcome"] == "error"
+
+
+def test_an_emergency_names_its_people_and_is_approved_after_the_fact_only_by_someone_else() -> None:
+    facts = release_facts(tickets=(a_ticket("PAY-1", status="In Review", issue_type="Emergency Change"),))
+    verdict = evaluate_deployment(facts, POLICY)
+    assert verdict.outcome is Outcome.EMERGENCY and decision_label(verdict) == "emergency"
+    assert pending_tickets(verdict) == ["PAY-1"]
+    evidence = build_evidence(facts, verdict, POLICY)
+    assert evidence["emergency_deadline"] == NOW + timedelta(hours=72)
+    people = involved_people(evidence)
+    short = facts.commits[0].sha[:7]
+    assert people == [
+        ("the deployment requester", GitHubPerson("bob")),
+        (f"the author of {short}", ALICE),
+        (f"the committer of {short}", ALICE),
+    ]
+    identities = POLICY
+
+    later = NOW + timedelta(hours=5)
+    by_carol = {"PAY-1": a_ticket("PAY-1", approved_at=later)}
+    (record,) = evaluate_retroactive_approval(["PAY-1"], by_carol, people, identities) or [None]
+    assert record is not None and record["approvers"] == ["Carol Approver"] and record["approved_at"] == later
+    assert approved_within_deadline([record], NOW + timedelta(hours=72))
+    assert not approved_within_deadline([record], NOW + timedelta(hours=1))
+
+    by_the_author = {"PAY-1": a_ticket("PAY-1", approver=JIRA_ALICE)}
+    assert evaluate_retroactive_approval(["PAY-1"], by_the_author, people, identities) is None
+    still_in_review = {"PAY-1": a_ticket("PAY-1", status="In Review")}
+    assert evaluate_retroactive_approval(["PAY-1"], still_in_review, people, identities) is None
+    assert evaluate_retroactive_approval(["PAY-1"], {}, people, identities) is None
+    # An approver who cannot be told apart from the people involved does not count either.
+    unmapped = [("the author of 1234567", GitHubPerson("dave"))]
+    assert evaluate_retroactive_approval(["PAY-1"], by_carol, unmapped, identities) is None
+    assert evaluate_retroactive_approval(["PAY-1"], by_carol, [("x", BOB)], identities) is not None
+    assert is_overdue(NOW, NOW + timedelta(seconds=1)) and not is_overdue(NOW, NOW)
+    assert JIRA_CAROL.label() == "Carol Approver"
