@@ -7,11 +7,8 @@ import hashlib
 import hmac
 import json
 import logging
-import re
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +17,8 @@ from flask import Flask, Response, jsonify, request
 
 from jira_client.models import JiraUser
 from simulators.http import Faults, RecordingMiddleware, ServerHandle, serve
+from simulators.jira.jql import JqlError, run_jql
+from simulators.jira.state import JiraState, _Approval, _History, _Ticket, _User, chronological
 
 log = logging.getLogger(__name__)
 
@@ -32,23 +31,6 @@ REMOVED_SEARCH_MESSAGE = (
 )
 ISSUE_NOT_FOUND = "Issue does not exist or you do not have permission to see it."
 
-_KNOWN_STATUS_IDS = {
-    "To Do": "10000",
-    "Open": "1",
-    "In Progress": "3",
-    "In Review": "10002",
-    "Approved": "10003",
-    "Done": "10001",
-    "Closed": "6",
-    "Declined": "10004",
-}
-_KEY_RE = re.compile(r"^([A-Z][A-Z0-9_]*)-(\d+)$")
-_JQL_RE = re.compile(
-    r"""^\s*(?P<field>key|issuekey)\s*
-        (?:in\s*\((?P<list>[^)]*)\)|=\s*(?P<one>"[^"]*"|'[^']*'|[A-Za-z0-9_-]+))\s*
-        (?:order\s+by\s+(?:key|issuekey)(?:\s+(?P<dir>asc|desc))?)?\s*$""",
-    re.IGNORECASE | re.VERBOSE,
-)
 _ALL_FIELDS = ("summary", "status", "issuetype", "project", "reporter", "created", "updated")
 
 _FIELD_LIST = [
@@ -110,49 +92,6 @@ def jira_time(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}+0000"
 
 
-@dataclass
-class _User:
-    account_id: str
-    display_name: str
-    email: str | None
-    name: str | None
-    key: str
-
-
-@dataclass
-class _History:
-    id: str
-    author: str | None  # account id
-    created: datetime
-    items: list[dict[str, Any]]
-    recorded: float  # monotonic time it was written, for the search-lag switch
-
-
-@dataclass
-class _Approval:
-    id: str
-    name: str
-    final_decision: str
-    approvers: list[tuple[str, str]]
-    created: datetime
-    completed: datetime | None
-
-
-@dataclass
-class _Ticket:
-    id: str
-    key: str
-    summary: str
-    initial_status: str
-    status: str
-    issue_type: str
-    reporter: str | None
-    created: datetime
-    updated: datetime
-    histories: list[_History] = field(default_factory=list)
-    approvals: list[_Approval] = field(default_factory=list)
-
-
 class JiraSimulator:
     """Jira over real HTTP: state set by tests, endpoints as Jira Cloud or Data Center answers them.
 
@@ -180,14 +119,7 @@ class JiraSimulator:
         self.search_page_limit: int | None = None
         self.url: str | None = None
         self.faults = Faults()
-        self._lock = threading.RLock()
-        self._users: dict[str, _User] = {}
-        self._tickets: dict[str, _Ticket] = {}
-        self._status_ids: dict[str, str] = dict(_KNOWN_STATUS_IDS)
-        self._next_issue_id = 10000
-        self._next_history_id = 100000
-        self._next_approval_id = 1
-        self._next_user_key = 10000
+        self.store = JiraState()
         self._handle: ServerHandle | None = None
         self.app = self._build_app()
         self.recorder = RecordingMiddleware(self.app, self.faults, _error_body)
@@ -214,16 +146,10 @@ class JiraSimulator:
     def add_user(
         self, account_id: str, display_name: str, email: str | None = None, name: str | None = None
     ) -> JiraUser:
-        with self._lock:
-            key = f"JIRAUSER{self._next_user_key}"
-            self._next_user_key += 1
-            user = _User(account_id, display_name, email, name, key)
-            self._users[account_id] = user
-            if name:
-                self._users[name] = user
+        user = self.store.add_user(account_id, display_name, email, name)
         if self.is_cloud:
             return JiraUser(account_id=account_id, email=email, display_name=display_name)
-        return JiraUser(name=name or account_id, key=key, email=email, display_name=display_name)
+        return JiraUser(name=name or account_id, key=user.key, email=email, display_name=display_name)
 
     def add_ticket(
         self,
@@ -233,42 +159,13 @@ class JiraSimulator:
         issue_type: str = "Story",
         reporter: str | None = None,
     ) -> None:
-        if not _KEY_RE.match(key):
-            raise ValueError(f"{key!r} is not a Jira issue key like PAY-12")
-        now = datetime.now(UTC)
-        with self._lock:
-            if reporter is not None:
-                self._user(reporter)  # fail early on a typo
-            self._status_id(status)
-            ticket = _Ticket(
-                id=str(self._next_issue_id),
-                key=key,
-                summary=summary or f"Work for {key}",
-                initial_status=status,
-                status=status,
-                issue_type=issue_type,
-                reporter=self._user(reporter).account_id if reporter else None,
-                created=now,
-                updated=now,
-            )
-            self._next_issue_id += 1
-            self._tickets[key] = ticket
+        self.store.add_ticket(key, summary, status, issue_type, reporter)
 
     def transition(self, key: str, to_status: str, by: str | None, at: datetime | None = None) -> None:
-        with self._lock:
-            ticket = self._ticket(key)
-            item = {
-                "field": "status",
-                "fieldtype": "jira",
-                "fieldId": "status",
-                "from": self._status_id(ticket.status),
-                "fromString": ticket.status,
-                "to": self._status_id(to_status),
-                "toString": to_status,
-            }
-            self._append_history(ticket, item, by, at)
-            ticket.status = to_status
+        with self.store.lock:
+            self.store.transition(key, to_status, by, at)
             payload = self.issue_updated_payload(key) if self.webhook_url else None
+        # Delivered outside the lock: the receiver may well call back into this simulator while handling it.
         if payload is not None:
             self._send_webhook(payload)
 
@@ -276,18 +173,7 @@ class JiraSimulator:
         self, key: str, field: str, from_string: str | None, to_string: str | None, by: str | None, at: datetime
     ) -> None:
         """Record a non-status change (noise the client must skip)."""
-        with self._lock:
-            ticket = self._ticket(key)
-            item = {
-                "field": field,
-                "fieldtype": "jira",
-                "fieldId": field,
-                "from": None,
-                "fromString": from_string,
-                "to": None,
-                "toString": to_string,
-            }
-            self._append_history(ticket, item, by, at)
+        self.store.change_field(key, field, from_string, to_string, by, at)
 
     def set_jsm_approval(
         self,
@@ -300,34 +186,18 @@ class JiraSimulator:
         created_at: datetime | None = None,
     ) -> str:
         """Add one JSM approval to the request (approvers are (user, decision)); returns its id."""
-        for decision in [final_decision, *(d for _, d in approvers)]:
-            if decision not in ("approved", "declined", "pending"):
-                raise ValueError(f"decision must be approved, declined or pending, not {decision!r}")
-        with self._lock:
-            ticket = self._ticket(key)
-            approval = _Approval(
-                id=str(self._next_approval_id),
-                name=name,
-                final_decision=final_decision,
-                approvers=[(self._user(u).account_id, d) for u, d in approvers],
-                created=created_at or ticket.created,
-                completed=completed_at,
-            )
-            self._next_approval_id += 1
-            ticket.approvals.append(approval)
-            return approval.id
+        return self.store.add_approval(key, name, approvers, final_decision, created_at, completed_at).id
 
     def delete_ticket(self, key: str) -> None:
-        with self._lock:
-            self._tickets.pop(key, None)
+        self.store.delete_ticket(key)
 
     def issue_updated_payload(self, key: str) -> dict[str, Any]:
         """The `jira:issue_updated` webhook body for the ticket's latest change."""
-        with self._lock:
-            ticket = self._ticket(key)
+        with self.store.lock:
+            ticket = self.store.ticket(key)
             last = ticket.histories[-1] if ticket.histories else None
             base = self._base()
-            actor = self._user_json(self._users[last.author], base) if last and last.author else None
+            actor = self._user_json(self.store.users[last.author], base) if last and last.author else None
             return {
                 "timestamp": int(time.time() * 1000),
                 "webhookEvent": "jira:issue_updated",
@@ -344,7 +214,7 @@ class JiraSimulator:
 
     def state(self) -> dict[str, Any]:
         """Every ticket as the issue endpoint shows it, with its approvals."""
-        with self._lock:
+        with self.store.lock:
             base = self._base()
             return {
                 "deploymentType": self.deployment_type,
@@ -353,7 +223,7 @@ class JiraSimulator:
                         **self._issue_json(t, None, expand_changelog=True, limit=None, base=base),
                         "approvals": [self._approval_json(a, base) for a in t.approvals],
                     }
-                    for key, t in sorted(self._tickets.items())
+                    for key, t in sorted(self.store.tickets.items())
                 },
             }
 
@@ -361,35 +231,6 @@ class JiraSimulator:
 
     def _base(self) -> str:
         return self.url or "http://jira.example.invalid"
-
-    def _ticket(self, key: str) -> _Ticket:
-        try:
-            return self._tickets[key]
-        except KeyError:
-            raise KeyError(f"no ticket {key!r} in the simulator") from None
-
-    def _user(self, who: str | None) -> _User:
-        if who is None:
-            raise KeyError("no user given")
-        try:
-            return self._users[who]
-        except KeyError:
-            raise KeyError(f"no user {who!r} in the simulator; add_user() first") from None
-
-    def _status_id(self, name: str) -> str:
-        if name not in self._status_ids:
-            self._status_ids[name] = str(10100 + len(self._status_ids))
-        return self._status_ids[name]
-
-    def _append_history(self, ticket: _Ticket, item: dict[str, Any], by: str | None, at: datetime | None) -> None:
-        author = self._user(by).account_id if by is not None else None
-        created = at or datetime.now(UTC)
-        if created.tzinfo is None:
-            raise ValueError("`at` must be timezone-aware")
-        history = _History(str(self._next_history_id), author, created, [item], time.monotonic())
-        self._next_history_id += 1
-        ticket.histories.append(history)
-        ticket.updated = max(ticket.updated, created)
 
     def _send_webhook(self, payload: dict[str, Any]) -> None:
         body = json.dumps(payload).encode()
@@ -433,7 +274,7 @@ class JiraSimulator:
         }
 
     def _status_json(self, name: str, base: str) -> dict[str, Any]:
-        sid = self._status_id(name)
+        sid = self.store.status_id(name)
         if name in ("Done", "Closed", "Declined"):
             category = {"id": 3, "key": "done", "colorName": "green", "name": "Done"}
         elif name in ("To Do", "Open"):
@@ -472,7 +313,7 @@ class JiraSimulator:
                 "name": project_key.title(),
                 "projectTypeKey": "software",
             },
-            "reporter": self._user_json(self._users[ticket.reporter], base) if ticket.reporter else None,
+            "reporter": self._user_json(self.store.users[ticket.reporter], base) if ticket.reporter else None,
             "created": jira_time(ticket.created),
             "updated": jira_time(ticket.updated),
         }
@@ -483,7 +324,7 @@ class JiraSimulator:
     def _history_json(self, history: _History, base: str) -> dict[str, Any]:
         data: dict[str, Any] = {"id": history.id, "created": jira_time(history.created), "items": history.items}
         if history.author:
-            data["author"] = self._user_json(self._users[history.author], base)
+            data["author"] = self._user_json(self.store.users[history.author], base)
         return data
 
     def _issue_json(
@@ -496,16 +337,11 @@ class JiraSimulator:
         base: str,
         visible_before: float | None = None,
     ) -> dict[str, Any]:
-        histories = ticket.histories
-        status = ticket.status
-        if visible_before is not None:
+        if visible_before is None:
+            histories, status = ticket.histories, ticket.status
+        else:
             # Eventually consistent search: recent writes are not visible yet.
-            histories = [h for h in histories if h.recorded <= visible_before]
-            status = ticket.initial_status
-            for h in histories:
-                for item in h.items:
-                    if item["field"] == "status":
-                        status = item["toString"]
+            histories, status = ticket.as_seen_before(visible_before)
         data: dict[str, Any] = {
             "expand": "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations",
             "id": ticket.id,
@@ -515,7 +351,7 @@ class JiraSimulator:
         if wanted is None or wanted - {"id", "key"}:
             data["fields"] = self._fields(ticket, status, wanted, base)
         if expand_changelog:
-            ordered = sorted(histories, key=lambda h: h.created)
+            ordered = chronological(histories)
             shown = ordered[-limit:] if limit is not None and len(ordered) > limit else ordered
             data["changelog"] = {
                 "startAt": 0,
@@ -532,7 +368,7 @@ class JiraSimulator:
             "finalDecision": approval.final_decision,
             "canAnswerApproval": False,
             "approvers": [
-                {"approver": self._jsm_user_json(self._users[who], base), "approverDecision": decision}
+                {"approver": self._jsm_user_json(self.store.users[who], base), "approverDecision": decision}
                 for who, decision in approval.approvers
             ],
             "createdDate": _date_dto(approval.created),
@@ -603,8 +439,8 @@ class JiraSimulator:
 
         @app.get(f"{api}/issue/<key>")
         def get_issue(version: str, key: str) -> Any:
-            with self._lock:
-                ticket = self._tickets.get(key) or self._by_id(key)
+            with self.store.lock:
+                ticket = self.store.find(key)
                 if ticket is None:
                     return _error(404, ISSUE_NOT_FOUND)
                 wanted = _wanted_fields(_multi(request.args, "fields"), default_all=True)
@@ -620,13 +456,13 @@ class JiraSimulator:
         def get_changelog(version: str, key: str) -> Any:
             if not self.is_cloud:
                 return _error(404, f"null for uri: {request.url}")
-            with self._lock:
-                ticket = self._tickets.get(key) or self._by_id(key)
+            with self.store.lock:
+                ticket = self.store.find(key)
                 if ticket is None:
                     return _error(404, ISSUE_NOT_FOUND)
                 start = _int(request.args.get("startAt"), 0)
                 size = min(max(_int(request.args.get("maxResults"), 100), 1), 100)
-                ordered = sorted(ticket.histories, key=lambda h: h.created)
+                ordered = chronological(ticket.histories)
                 page = ordered[start : start + size]
                 base = self._base()
                 path = f"{base}/rest/api/{version}/issue/{key}/changelog"
@@ -660,7 +496,7 @@ class JiraSimulator:
             reconcile = {str(i) for i in _csv(params.get("reconcileIssues", []))}
             if len(reconcile) > 50:
                 return _error(400, "The number of issues to reconcile must not exceed 50.")
-            with self._lock:
+            with self.store.lock:
                 found = self._run_jql(_first(params, "jql") or "")
                 if isinstance(found, Response):
                     return found
@@ -692,7 +528,7 @@ class JiraSimulator:
             wanted = _wanted_fields(params.get("fields", []), default_all=True)
             start = max(_int(_first(params, "startAt"), 0), 0)
             size = min(max(_int(_first(params, "maxResults"), 50), 0), self.search_page_limit or 1000)
-            with self._lock:
+            with self.store.lock:
                 found = self._run_jql(_first(params, "jql") or "")
                 if isinstance(found, Response):
                     return found
@@ -708,8 +544,8 @@ class JiraSimulator:
 
         @app.get("/rest/servicedeskapi/request/<key>/approval")
         def approvals(key: str) -> Any:
-            with self._lock:
-                ticket = self._tickets.get(key) or self._by_id(key)
+            with self.store.lock:
+                ticket = self.store.find(key)
                 if ticket is None or not ticket.approvals:
                     return (
                         jsonify(
@@ -753,34 +589,11 @@ class JiraSimulator:
 
         return app
 
-    def _by_id(self, key: str) -> _Ticket | None:
-        return next((t for t in self._tickets.values() if t.id == key), None)
-
     def _run_jql(self, jql: str) -> list[_Ticket] | Response:
-        """Run the small JQL subset the gateway uses; errors read like Jira's."""
-        match = _JQL_RE.match(jql)
-        if not match:
-            return _error(400, f"Error in the JQL Query: the simulator cannot parse {jql!r}.")
-        raw = match.group("list") if match.group("list") is not None else match.group("one")
-        keys = [k.strip().strip("'\"").upper() for k in raw.split(",") if k.strip()]
-        if not keys:
-            return _error(400, "Error in the JQL Query: Expecting a value but got ')'.")
-        field_name = match.group("field").lower()
-        missing = [k for k in keys if k not in self._tickets]
-        if missing:
-            return _error(400, *(f"An issue with key '{k}' does not exist for field '{field_name}'." for k in missing))
-        tickets: list[_Ticket] = []
-        seen: set[str] = set()
-        for k in keys:
-            if k not in seen:
-                seen.add(k)
-                tickets.append(self._tickets[k])
-
-        def order(t: _Ticket) -> tuple[str, int]:
-            project, number = t.key.rsplit("-", 1)
-            return project, int(number)
-
-        return sorted(tickets, key=order, reverse=(match.group("dir") or "").lower() == "desc")
+        try:
+            return run_jql(jql, self.store.tickets)
+        except JqlError as exc:
+            return _error(400, *exc.messages)
 
 
 # ----- helpers -----
