@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-# Ids a fresh Jira site gives its default workflow statuses; any other status gets one on first use.
+# Fixed ids for the statuses tests use, numbered as Jira does (Open 1, In Progress 3); others get one on first use.
 KNOWN_STATUS_IDS = {
     "To Do": "10000",
     "Open": "1",
