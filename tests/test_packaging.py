@@ -7,6 +7,7 @@ import site
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 
 from conftest import LiveApp
@@ -27,6 +28,12 @@ def test_the_wheel_renders_an_html_export_from_its_own_templates(live_app: LiveA
     dist = tmp_path / "dist"
     run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", dist, source)
     (wheel,) = dist.glob("countersign_gate-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = set(archive.namelist())
+    packages = {
+        str(p.relative_to(ROOT)) for d in ("gating", "jira_client", "simulators") for p in (ROOT / d).rglob("*.py")
+    }
+    assert packages - shipped == set(), "modules missing from the wheel: list their packages in pyproject.toml"
 
     # A fresh environment holding only the wheel; its dependencies come from this one's site-packages,
     # added as a plain path so that this checkout's own (editable) install is not visible there.

@@ -9,20 +9,14 @@ from flask import Blueprint, current_app, jsonify, request
 from gating.console.auth import require_token
 from gating.console.dossiers import load_dossier, summary
 from gating.console.queries import BadParameter, DeploymentQuery, emergency_listing, search_deployments
-from gating.ledger import Ledger, signing_key_from_env
+from gating.ledger import Ledger
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
 def current_ledger() -> Ledger:
-    """The app's ledger: the one its services carry, else one built once from COUNTERSIGN_SIGNING_KEY_PATH."""
-    services = current_app.extensions["countersign"]
-    ledger = getattr(services, "ledger", None)
-    if ledger is None:
-        ledger = current_app.extensions.get("countersign.ledger")
-        if ledger is None:
-            ledger = Ledger(services.db, signing_key_from_env(), clock=services.clock)
-            current_app.extensions["countersign.ledger"] = ledger
+    """The app's ledger, with its signing key (COUNTERSIGN_SIGNING_KEY_PATH) when there is one."""
+    ledger: Ledger = current_app.extensions["countersign"].ledger
     return ledger
 
 
