@@ -28,8 +28,28 @@ def test_unknown_key_lists_allowed_ones_with_its_line() -> None:
     with pytest.raises(PolicyError) as info:
         parse_policy("jira:\n  projects: [PAY]\n  aproved_statuses: [Done]\n")
     assert str(info.value) == (
-        ".github/countersign.yml, line 1: unknown setting `aproved_statuses` in `jira`; "
+        ".github/countersign.yml, line 3: unknown setting `aproved_statuses` in `jira`; "
         "allowed: approval_source, approved_statuses, key_sources, projects"
+    )
+
+
+def test_an_unknown_key_points_at_its_own_line_not_its_parents() -> None:
+    text = "jira:\n  projects: [PAY]\nenvironments:\n  production:\n    required_checks: [build]\n    timeout: 5\n"
+    with pytest.raises(PolicyError) as info:
+        parse_policy(text)
+    assert info.value.line == 6
+    assert "unknown setting `timeout` in `environments.production`" in info.value.message
+    # Two misspellings: the first one in the file is named first.
+    with pytest.raises(PolicyError) as info:
+        parse_policy("check_name: x\nchek: 1\nidentites: {}\n")
+    assert info.value.line == 2
+    # At the top level of the file.
+    with pytest.raises(PolicyError) as info:
+        parse_policy("jira:\n  projects: [PAY]\ncheckname: Gate\n")
+    assert (info.value.line, info.value.message) == (
+        3,
+        "unknown setting `checkname` at the top level; allowed: "
+        "check_name, emergency, environments, identities, jira, pull_requests",
     )
 
 

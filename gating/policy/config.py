@@ -134,7 +134,7 @@ def load_document(text: str | None, *, source: str = CONFIG_PATH) -> dict[str, A
     errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.path))))
     if errors:
         error = errors[0]
-        raise PolicyError(_describe(error), source=source, line=_line_of(node, list(error.absolute_path)))
+        raise PolicyError(_describe(error), source=source, line=_error_line(node, error))
     return data
 
 
@@ -205,6 +205,17 @@ def _describe(error: jsonschema.ValidationError) -> str:
 def _article(type_name: str) -> str:
     words = {"array": "a list", "object": "a mapping", "boolean": "true or false", "integer": "a whole number"}
     return words.get(type_name, f"a {type_name}")
+
+
+def _error_line(node: yaml.Node, error: jsonschema.ValidationError) -> int | None:
+    """The line to fix: an unknown key's own line (the first, when there are several), else the value's."""
+    path = list(error.absolute_path)
+    instance: Any = error.instance
+    if error.validator == "additionalProperties" and isinstance(instance, dict):
+        known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+        lines = [_line_of(node, [*path, key]) for key in instance if key not in known]
+        return min((line for line in lines if line is not None), default=_line_of(node, path))
+    return _line_of(node, path)
 
 
 def _line_of(node: yaml.Node | None, path: list[Any]) -> int | None:
