@@ -18,8 +18,9 @@ from sqlalchemy.exc import IntegrityError
 from gating.gates.emergencies import stored_people
 from gating.gates.gather import gather_policy, gather_release_facts, resolve_sha
 from gating.gates.render import COMMENT_LIMIT, render_deployment_comment
-from gating.github_api import GitHubError, Installation, writes
+from gating.github_api import GitHubError, GitHubNotFound, Installation, writes
 from gating.intake.deliveries import Delivery
+from gating.intake.payloads import optional, required
 from gating.intake.routing import EventRouter
 from gating.models import DeploymentDecision, Emergency
 from gating.policy.config import PolicyError
@@ -52,20 +53,20 @@ class ProtectionRequest:
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> ProtectionRequest:
-        callback_url: str = payload.get("deployment_callback_url") or ""
-        deployment = payload.get("deployment") or {}
-        creator = (deployment.get("creator") or {}).get("login")
+        """Raises NotActionable when GitHub could not be answered: no repository, installation or environment."""
+        callback_url = optional(payload, "deployment_callback_url", str) or ""
+        deployment = optional(payload, "deployment", dict) or {}  # null when a workflow job asks
         match = _CALLBACK_PATH.search(urlparse(callback_url).path)
         request = DeploymentRequest(
-            repository=payload["repository"]["full_name"],
-            environment=payload["environment"],
-            deployment_id=deployment.get("id"),
+            repository=required(payload, "repository.full_name", str),
+            environment=required(payload, "environment", str),
+            deployment_id=optional(deployment, "id", int),
             run_id=int(match.group(3)) if match else 0,
-            sha=deployment.get("sha") or payload.get("sha"),
-            ref=deployment.get("ref") or payload.get("ref"),
-            requester=creator or (payload.get("sender") or {}).get("login") or "",
+            sha=optional(deployment, "sha", str) or optional(payload, "sha", str),
+            ref=optional(deployment, "ref", str) or optional(payload, "ref", str),
+            requester=optional(deployment, "creator.login", str) or optional(payload, "sender.login", str) or "",
         )
-        return cls(request, int(payload["installation"]["id"]), callback_url)
+        return cls(request, required(payload, "installation.id", int), callback_url)
 
     @property
     def repository(self) -> str:
@@ -210,6 +211,14 @@ def _evaluate_with_retries(
                 asked.installation_id, partial(_evaluate, services, request=request)
             )
             return request, verdict, evidence
+        except GitHubNotFound as exc:
+            if request.sha:
+                reason = exc.describe()
+            else:
+                # The workflow run the request names does not exist: waiting will not bring it back.
+                reason = f"the commit to deploy could not be determined: workflow run {request.run_id} was not found"
+                verdict = error_verdict("request", "The deployment names no commit", reason, services.clock())
+                return request, verdict, error_evidence(request, verdict, reason)
         except GitHubError as exc:
             reason = exc.describe()
         except TransientError as exc:

@@ -12,6 +12,7 @@ from gating.gates.gather import ChangeToMerge, gather_policy, gather_pull_reques
 from gating.gates.pull_requests import PullRequestRef, forget_pull_request, index_pull_request
 from gating.github_api import GitHubError, Installation, Repo, reads
 from gating.intake.deliveries import Delivery
+from gating.intake.payloads import optional, required
 from gating.intake.routing import EventRouter
 from gating.policy.config import DEFAULTS, PolicyError
 from gating.policy.pull_request import error_verdict, evaluate_pull_request
@@ -63,10 +64,10 @@ def on_rerequested(delivery: Delivery, services: Services) -> None:
     """Someone pressed Re-run: evaluate again, with tickets read fresh from Jira."""
     payload = delivery.payload
     subject = payload.get("check_run") or payload.get("check_suite") or {}
-    head_sha = subject.get("head_sha")
-    numbers = [p["number"] for p in subject.get("pull_requests") or ()]
-    repository = payload["repository"]["full_name"]
-    installation_id = int(payload["installation"]["id"])
+    head_sha = optional(subject, "head_sha", str)
+    numbers = [n for p in subject.get("pull_requests") or () if (n := optional(p, "number", int)) is not None]
+    repository = required(payload, "repository.full_name", str)
+    installation_id = required(payload, "installation.id", int)
     if not numbers and head_sha:
         # Check events carry no pull requests for forks: find the open PRs with this head.
         numbers = services.github.with_installation(
@@ -80,10 +81,13 @@ def on_rerequested(delivery: Delivery, services: Services) -> None:
 def on_merge_group(delivery: Delivery, services: Services) -> None:
     """Evaluate the commits a merge queue is about to merge, on the group's head SHA."""
     payload = delivery.payload
-    repository = payload["repository"]["full_name"]
-    installation_id = int(payload["installation"]["id"])
+    repository = required(payload, "repository.full_name", str)
+    installation_id = required(payload, "installation.id", int)
+    group = required(payload, "merge_group", dict)
+    for name in ("head_sha", "base_sha"):
+        required(group, name, str)
     services.github.with_installation(
-        installation_id, lambda inst: _gate_merge_group(services, inst, repository, payload["merge_group"])
+        installation_id, lambda inst: _gate_merge_group(services, inst, repository, group)
     )
 
 

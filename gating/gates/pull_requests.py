@@ -10,6 +10,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from gating.db import Database
+from gating.intake.payloads import required
 from gating.models import PullRequestTicket
 
 
@@ -20,11 +21,12 @@ class PullRequestRef:
     number: int
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any], number: int | None = None) -> PullRequestRef:
+    def from_payload(cls, payload: dict[str, Any]) -> PullRequestRef:
+        """The PR a `pull_request` or `pull_request_review` delivery is about. Raises NotActionable."""
         return cls(
-            repository=payload["repository"]["full_name"],
-            installation_id=int(payload["installation"]["id"]),
-            number=int(number if number is not None else payload["pull_request"]["number"]),
+            repository=required(payload, "repository.full_name", str),
+            installation_id=required(payload, "installation.id", int),
+            number=required(payload, "pull_request.number", int),
         )
 
 

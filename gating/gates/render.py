@@ -107,7 +107,8 @@ def _cap(text: str) -> str:
 def render_deployment_comment(environment: str, sha: str, verdict: Verdict, dossier_url: str, entry_id: int) -> str:
     """A few lines for the release manager: the decision, each failing ticket and rule, the dossier link."""
     approved = deployment_state(verdict) == "approved"
-    head = f"Countersign {'approved' if approved else 'rejected'} this deployment to {environment} of {sha[:7]}"
+    what = f"of {sha[:7]}" if sha else "(the commit to deploy could not be determined)"
+    head = f"Countersign {'approved' if approved else 'rejected'} this deployment to {environment} {what}"
     if verdict.outcome is Outcome.EMERGENCY:
         head += " as an emergency change (approval is due after the fact)"
     reasons = verdict.reasons()

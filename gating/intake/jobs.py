@@ -12,6 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Protocol
 
 from gating.intake.deliveries import Delivery
+from gating.intake.payloads import NotActionable
 
 if TYPE_CHECKING:
     from gating.services import Services
@@ -23,6 +24,9 @@ def run_delivery(services: Services, delivery: Delivery) -> None:
     """Run the handlers; a failure is recorded so that a redelivery runs them again."""
     try:
         services.router.dispatch(delivery, services)
+    except NotActionable as exc:
+        log.info("webhook.not_actionable", extra={"delivery": delivery.id, "event": delivery.event, "reason": str(exc)})
+        services.deliveries.finish(delivery.id)
     except Exception as exc:  # one catch-all per job: the worker must survive any handler bug
         log.exception("webhook.failed", extra={"delivery": delivery.id, "event": delivery.event})
         services.deliveries.fail(delivery.id, f"{type(exc).__name__}: {exc}")

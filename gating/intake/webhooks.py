@@ -34,7 +34,7 @@ def _error(status: int, message: str) -> tuple[Response, int]:
 def _parse(body: bytes) -> dict[str, Any] | None:
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: JSON nested thousands deep
         return None
     return payload if isinstance(payload, dict) else None
 

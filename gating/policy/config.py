@@ -207,7 +207,7 @@ def _article(type_name: str) -> str:
     return words.get(type_name, f"a {type_name}")
 
 
-def _error_line(node: yaml.Node, error: jsonschema.ValidationError) -> int | None:
+def _error_line(node: yaml.Node | None, error: jsonschema.ValidationError) -> int | None:
     """The line to fix: an unknown key's own line (the first, when there are several), else the value's."""
     path = list(error.absolute_path)
     instance: Any = error.instance
