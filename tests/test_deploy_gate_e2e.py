@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+from datetime import datetime
 
 import pytest
 from conftest import ALICE, BOB, LiveApp, wait_for
@@ -420,3 +422,33 @@ def test_periodic_recheck_records_an_emergency_approved_without_a_webhook(
     assert "1 open emergency change(s); 1 approved after the fact now" in result.output
     kinds = [e.kind for e in live_app.services.ledger.search(limit=10)]
     assert kinds == ["emergency_retroactive_approval", "deployment_decision"]
+
+
+def test_approval_is_compared_with_the_request_time_not_the_evaluation_time(live_app: LiveApp, repo: str) -> None:
+    live_app.services.settings = dataclasses.replace(live_app.services.settings, deploy_retry_seconds=60)
+    live_app.jira.add_ticket("PAY-1", "PAY-1 work", status="In Review")
+    sha = setup_release(live_app, repo, ["PAY-1 change"])
+    live_app.jira.faults.down = True
+    deployment_id = deploy(live_app, repo, sha)
+    # While Jira is down the gate waits; the ticket is approved after the request, before the evaluation.
+    # Two progress reports: the gate has waited at least a second since the request.
+    wait_for(
+        lambda: len([a for a in live_app.github.deployment_answers(repo) if a["state"] is None]) >= 2,
+        message="two progress reports",
+    )
+    live_app.jira.transition("PAY-1", "Approved", by="acc-carol")
+    live_app.jira.faults.down = False
+    (answer,) = answers(live_app, repo)
+    assert answer["state"] == "approved", answer["comment"]
+
+    evidence = ledger_entries(live_app)[-1]["payload"]
+    (request,) = [
+        d["payload"]
+        for d in live_app.github.deliveries
+        if d["event"] == "deployment_protection_rule" and d["payload"]["deployment"]["id"] == deployment_id
+    ]
+    assert evidence["requested_at"] == request["deployment"]["created_at"]
+    (ticket,) = evidence["tickets"]
+    moments = [datetime.fromisoformat(evidence[k]) for k in ("requested_at", "captured_at")]
+    assert moments[0] < datetime.fromisoformat(ticket["approved_at"]) <= moments[1]
+    assert ticket["approved_before_request"] is False

@@ -60,7 +60,8 @@ def test_dossier_page_answers_the_five_questions_and_escapes_evidence(live_app: 
     assert "verified OK" in html and "Ledger verified" in html
     view = live_app.services.ledger.get(entry_id)
     assert view is not None and view.hash in html and view.prev_hash in html
-    assert "approved" in html and "Evidence captured" in html
+    assert "approved" in html and "Evidence captured" in html and "Requested at" in html
+    assert "before the deployment was requested" in html
     # The same page with a bearer token.
     bearer = page(live_app, f"/deployments/{entry_id}", headers={"Authorization": f"Bearer {token}"})
     assert bearer.status_code == 200 and bearer.text == html

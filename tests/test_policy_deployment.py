@@ -24,7 +24,7 @@ from gating.policy.emergency import (
     is_overdue,
     pending_tickets,
 )
-from gating.policy.evidence import build_evidence, decision_label, deployment_state, error_evidence
+from gating.policy.evidence import approved_before, build_evidence, decision_label, deployment_state, error_evidence
 from gating.policy.facts import GitHubPerson
 from gating.policy.pull_request import error_verdict
 from gating.policy.verdict import Outcome
@@ -63,6 +63,7 @@ def release_facts(
         sha=SHA,
         ref="main",
         requester="bob",
+        requested_at=NOW - timedelta(minutes=5),
         range=release_range(BASE, SHA, "last_approved", "ahead", 1),
         commits=(commit,),
         pulls=(),
@@ -129,6 +130,7 @@ def test_evidence_records_the_request_the_commits_the_tickets_and_each_checks_ou
         "sha": SHA,
     }
     assert evidence["requester"] == "bob" and evidence["captured_at"] == NOW
+    assert evidence["requested_at"] == NOW - timedelta(minutes=5)
     (ticket,) = evidence["tickets"]
     assert ticket["key"] == "PAY-1" and ticket["outcome"] == "passed" and ticket["approvers"] == ["Carol Approver"]
     assert ticket["approved_at"] == NOW - timedelta(hours=1) and ticket["approved_before_request"] is True
@@ -185,8 +187,16 @@ def test_the_five_answers_name_tickets_approvals_commits_checks_and_integrity() 
     assert deployment_state(verdict) == "rejected" and decision_label(verdict) == "rejected"
 
 
+def test_an_approval_counts_as_before_the_request_to_the_second_github_records() -> None:
+    requested = NOW  # GitHub's created_at: whole seconds
+    assert approved_before(NOW - timedelta(hours=3), requested)
+    assert approved_before(NOW + timedelta(milliseconds=400), requested)  # within the request's second
+    assert not approved_before(NOW + timedelta(seconds=1), requested)
+    assert not approved_before(None, requested)
+
+
 def test_an_error_is_recorded_with_the_request_and_rejects() -> None:
-    request = DeploymentRequest("acme/payments", "production", None, 22, None, None, "bob")
+    request = DeploymentRequest("acme/payments", "production", None, 22, None, None, "bob", NOW)
     verdict = error_verdict("availability", "Evidence could not be gathered", "Jira could not be read", NOW)
     evidence = error_evidence(request, verdict, "Jira could not be read")
     assert evidence["error"] == "Jira could not be read" and evidence["sha"] is None

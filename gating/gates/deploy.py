@@ -7,7 +7,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 from urllib.parse import urlparse
@@ -20,7 +20,7 @@ from gating.gates.gather import gather_policy, gather_release_facts, resolve_sha
 from gating.gates.render import COMMENT_LIMIT, render_deployment_comment
 from gating.github_api import GitHubError, GitHubNotFound, Installation, writes
 from gating.intake.deliveries import Delivery
-from gating.intake.payloads import optional, required
+from gating.intake.payloads import optional, required, timestamp
 from gating.intake.routing import EventRouter
 from gating.models import DeploymentDecision, Emergency
 from gating.policy.config import PolicyError
@@ -52,7 +52,7 @@ class ProtectionRequest:
     callback_url: str
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> ProtectionRequest:
+    def from_payload(cls, payload: dict[str, Any], received_at: datetime) -> ProtectionRequest:
         """Raises NotActionable when GitHub could not be answered: no repository, installation or environment."""
         callback_url = optional(payload, "deployment_callback_url", str) or ""
         deployment = optional(payload, "deployment", dict) or {}  # null when a workflow job asks
@@ -65,6 +65,7 @@ class ProtectionRequest:
             sha=optional(deployment, "sha", str) or optional(payload, "sha", str),
             ref=optional(deployment, "ref", str) or optional(payload, "ref", str),
             requester=optional(deployment, "creator.login", str) or optional(payload, "sender.login", str) or "",
+            requested_at=timestamp(deployment, "created_at") or received_at,
         )
         return cls(request, required(payload, "installation.id", int), callback_url)
 
@@ -80,7 +81,7 @@ class ProtectionRequest:
 @router.register("deployment_protection_rule", "requested")
 def on_protection_rule(delivery: Delivery, services: Services) -> None:
     """Decide a deployment: evidence to the ledger first, then one answer to GitHub."""
-    asked = ProtectionRequest.from_payload(delivery.payload)
+    asked = ProtectionRequest.from_payload(delivery.payload, delivery.received_at)
     if not callback_is_trusted(asked.callback_url, services.settings.github_api_url):
         # PyGithub would send the request to the configured host whatever the URL says: refuse it.
         log.warning("deploy.untrusted_callback", extra={"repository": asked.repository, "url": asked.callback_url})

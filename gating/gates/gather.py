@@ -149,7 +149,8 @@ def gather_release_facts(
     lookup, jira_error = gather_tickets(jira, keys, policy, fresh=True)
     return DeploymentFacts(
         request.repository, request.environment, request.deployment_id, request.run_id, sha, request.ref,
-        request.requester, release, commits, pulls, lookup.tickets, lookup.unknown, jira_error, checks, clock(),
+        request.requester, request.requested_at, release, commits, pulls, lookup.tickets, lookup.unknown, jira_error,
+        checks, clock(),
     )  # fmt: skip
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -30,6 +31,16 @@ def required(payload: Mapping[str, Any], path: str, kind: type[T]) -> T:
     if kind is str and not value:
         raise NotActionable(f"`{path}` is empty")
     return value
+
+
+def timestamp(payload: Mapping[str, Any], path: str) -> datetime | None:
+    """An ISO-8601 time at `path` (GitHub's `2024-05-01T12:00:00Z`) in UTC, or None when absent or malformed."""
+    text = optional(payload, path, str)
+    try:
+        moment = datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+    return moment.astimezone(UTC) if moment is not None and moment.tzinfo is not None else None
 
 
 def optional(payload: Mapping[str, Any], path: str, kind: type[T]) -> T | None:

@@ -60,6 +60,7 @@ def answer_questions(
     q2 = {
         "question": QUESTIONS[1],
         "requester": evidence.get("requester"),
+        "requested_at": evidence.get("requested_at"),  # absent from entries recorded before it was
         "evaluated_at": evidence.get("captured_at"),
         "approvals": approvals,
         "all_approved_before_request": bool(tickets)

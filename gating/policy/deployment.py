@@ -87,6 +87,7 @@ class DeploymentRequest:
     sha: str | None
     ref: str | None
     requester: str
+    requested_at: datetime  # the deployment's creation, else when Countersign received the request
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class DeploymentFacts:
     sha: str
     ref: str | None
     requester: str
+    requested_at: datetime
     range: ReleaseRange
     commits: tuple[Commit, ...]
     pulls: tuple[PullRequestInfo, ...]

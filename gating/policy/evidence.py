@@ -31,6 +31,12 @@ def _decision(verdict: Verdict) -> dict[str, Any]:
     return {"state": deployment_state(verdict), "outcome": verdict.outcome.label, "reasons": list(verdict.reasons())}
 
 
+def approved_before(approved_at: datetime | None, requested_at: datetime) -> bool:
+    """Whether an approval came no later than the request: compared with the request, never the evaluation
+    (retries can evaluate minutes later), to the second, the precision GitHub gives `created_at`."""
+    return approved_at is not None and approved_at.replace(microsecond=0) <= requested_at
+
+
 def request_evidence(request: DeploymentRequest, captured_at: datetime) -> dict[str, Any]:
     """The request itself: which deployment, of what, by whom, captured when."""
     return {
@@ -41,6 +47,7 @@ def request_evidence(request: DeploymentRequest, captured_at: datetime) -> dict[
         "sha": request.sha,
         "ref": request.ref,
         "requester": request.requester,
+        "requested_at": request.requested_at,
         "captured_at": captured_at,
     }
 
@@ -60,7 +67,14 @@ def _person(person: GitHubPerson) -> dict[str, Any]:
 def build_evidence(facts: DeploymentFacts, verdict: Verdict, policy: Policy) -> dict[str, Any]:
     """Everything the decision rested on: range, commits, PRs, tickets with their raw approvals, checks, findings."""
     request = DeploymentRequest(
-        facts.repository, facts.environment, facts.deployment_id, facts.run_id, facts.sha, facts.ref, facts.requester
+        facts.repository,
+        facts.environment,
+        facts.deployment_id,
+        facts.run_id,
+        facts.sha,
+        facts.ref,
+        facts.requester,
+        facts.requested_at,
     )
     tickets = []
     results = {t.key: t for t in verdict.tickets}
@@ -77,7 +91,7 @@ def build_evidence(facts: DeploymentFacts, verdict: Verdict, policy: Policy) -> 
                 "status": result.status,
                 "approvers": list(result.approvers),
                 "approved_at": result.approved_at,
-                "approved_before_request": bool(result.approved_at and result.approved_at <= facts.evaluated_at),
+                "approved_before_request": approved_before(result.approved_at, facts.requested_at),
                 "approval_source": approval.source if approval else None,
                 "approval_record": approval.record if approval else None,
                 "outcome": result.outcome.label,
