@@ -139,7 +139,9 @@ def test_dossier_answers_the_five_questions_for_approved_and_rejected(live_app: 
     assert commits[-1]["sha"] == first and commits[-1]["tickets"] == ["PAY-1"]
     assert commits[-1]["maps_to_approved_ticket"] is True
     assert answers_["commits"]["range"]["method"] == "last_successful"
-    assert answers_["checks"]["required"] == [{"name": "build", "passed": True, "found": True, "results": ["success"]}]
+    assert answers_["checks"]["required"] == [
+        {"name": "build", "app": None, "passed": True, "found": True, "results": ["success"], "not_counted_from": []}
+    ]
     assert answers_["checks"]["all_passed"] is True
     integrity = answers_["integrity"]
     assert integrity["hash"] == entry["hash"] and integrity["chain_ok"] is True and integrity["entry_verified"] is True

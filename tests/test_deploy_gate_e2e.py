@@ -452,3 +452,37 @@ def test_approval_is_compared_with_the_request_time_not_the_evaluation_time(live
     moments = [datetime.fromisoformat(evidence[k]) for k in ("requested_at", "captured_at")]
     assert moments[0] < datetime.fromisoformat(ticket["approved_at"]) <= moments[1]
     assert ticket["approved_before_request"] is False
+
+
+PINNED = POLICY.replace(
+    "    required_checks: [build]\n", "    required_checks: [{name: build, app: github-actions}, lint]\n"
+)
+
+
+def test_a_required_check_pinned_to_an_app_counts_only_that_apps_run(live_app: LiveApp, repo: str) -> None:
+    approved(live_app, "PAY-1")
+    sha = setup_release(live_app, repo, ["PAY-1 change"], build=None)
+    live_app.github.put_file(repo, ".github/countersign.yml", PINNED)
+    # Any installed app can post a succeeding `build`; only GitHub Actions' counts.
+    live_app.github.add_check_run(repo, sha, "build", conclusion="success", app_slug="sneaky-ci")
+    live_app.github.add_status(repo, sha, "lint", "success")  # unpinned: a commit status counts
+    deploy(live_app, repo, sha)
+    (answer,) = answers(live_app, repo)
+    assert answer["state"] == "rejected"
+    assert (
+        f"required check `build (by github-actions)` has not succeeded on {sha[:7]} "
+        "(missing; `build` from sneaky-ci does not count: the policy pins github-actions)"
+    ) in answer["comment"]
+    assert "lint" not in answer["comment"]
+
+    live_app.github.add_check_run(repo, sha, "build", conclusion="success", app_slug="github-actions")
+    deploy(live_app, repo, sha)
+    second = answers(live_app, repo, count=2)[1]
+    assert second["state"] == "approved", second["comment"]
+    evidence = ledger_entries(live_app)[-1]["payload"]
+    assert evidence["required_checks"] == [{"name": "build", "app": "github-actions"}, "lint"]
+    assert sorted((c["name"], c["app"], c["succeeded"]) for c in evidence["checks"]) == [
+        ("build", "github-actions", True),
+        ("build", "sneaky-ci", True),
+        ("lint", None, True),
+    ]

@@ -7,7 +7,7 @@ from datetime import timedelta
 from builders import ALICE, BOB, JIRA_ALICE, JIRA_CAROL, NOW, a_commit, a_ticket
 
 from gating.policy.answers import QUESTIONS, answer_questions
-from gating.policy.checks import CheckResult, check_succeeded, evaluate_required_checks
+from gating.policy.checks import CheckResult, RequiredCheckRule, check_succeeded, evaluate_required_checks
 from gating.policy.config import build_policy
 from gating.policy.deployment import (
     DeploymentFacts,
@@ -237,3 +237,53 @@ def test_an_emergency_names_its_people_and_is_approved_after_the_fact_only_by_so
     assert evaluate_retroactive_approval(["PAY-1"], by_carol, [("x", BOB)], identities) is not None
     assert is_overdue(NOW, NOW + timedelta(seconds=1)) and not is_overdue(NOW, NOW)
     assert JIRA_CAROL.label() == "Carol Approver"
+
+
+def test_a_pinned_required_check_counts_only_the_app_that_posts_it() -> None:
+    def run(name: str, app: str, conclusion: str = "success") -> CheckResult:
+        return CheckResult(name, "check_run", "completed", conclusion, {"name": name, "app": app})
+
+    rules = [RequiredCheckRule("build", "github-actions"), RequiredCheckRule.of("lint")]
+    (build, lint) = evaluate_required_checks(rules, [run("build", "sneaky-ci"), run("lint", "any-ci")])
+    assert (build.passed, build.results, build.other_apps) == (False, (), ("sneaky-ci",))
+    assert lint.passed
+    (build,) = evaluate_required_checks(rules[:1], [run("build", "sneaky-ci"), run("build", "github-actions")])
+    assert build.passed and build.other_apps == ("sneaky-ci",)
+    # A commit status names no app: it cannot satisfy a pinned rule.
+    (build,) = evaluate_required_checks(rules[:1], [a_check("build", "status", "success")])
+    assert not build.passed and build.other_apps == ("a commit status",)
+    assert RequiredCheckRule.of({"name": "build", "app": "github-actions"}).label() == "build (by github-actions)"
+
+
+def test_only_each_apps_latest_run_of_a_check_counts() -> None:
+    def run(ident: int, conclusion: str, app: str = "github-actions") -> CheckResult:
+        return CheckResult("build", "check_run", "completed", conclusion, {"id": ident, "app": app})
+
+    # A success, then a failed re-run: the check has not succeeded.
+    (build,) = evaluate_required_checks(["build"], [run(1, "success"), run(2, "failure")])
+    assert not build.passed and build.results == ("failure",)
+    (build,) = evaluate_required_checks(["build"], [run(2, "success"), run(1, "failure")])
+    assert build.passed
+    # Apps are apart: another app's later failure does not hide GitHub Actions' success.
+    (build,) = evaluate_required_checks(["build"], [run(1, "success"), run(2, "failure", "other-ci")])
+    assert build.passed and build.results == ("failure", "success")
+
+
+def test_the_policy_accepts_a_name_or_a_pinned_check_and_says_what_it_expects() -> None:
+    from gating.policy.config import PolicyError, parse_policy
+
+    policy = parse_policy("environments:\n  production:\n    required_checks: [lint, {name: build, app: gha}]\n")
+    assert policy.environment("production").required_checks == (
+        RequiredCheckRule("lint"),
+        RequiredCheckRule("build", "gha"),
+    )
+    try:
+        parse_policy("environments:\n  production:\n    required_checks: [{app: gha}]\n")
+    except PolicyError as exc:
+        assert exc.line == 3
+        assert exc.message == (
+            "`environments.production.required_checks.0` is {'app': 'gha'}; expected a check name, "
+            "or {name: NAME, app: APP-SLUG} to pin the app that posts it"
+        )
+    else:
+        raise AssertionError("a required check without a name was accepted")

@@ -132,7 +132,7 @@ def checks(repo: Repo, sha: str) -> tuple[CheckResult, ...]:
     commit = repo.api.get_commit(sha)
     results = [
         CheckResult(run.name, "check_run", run.status, run.conclusion, _check_run_record(run))
-        for run in commit.get_check_runs()
+        for run in commit.get_check_runs(filter="all")  # every run: the core decides which are current
     ]
     combined = commit.get_combined_status()
     results += [CheckResult(s.context, "status", s.state, None, s.raw_data) for s in combined.statuses]

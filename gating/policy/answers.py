@@ -20,7 +20,10 @@ def _check(record: Mapping[str, Any]) -> RecordedCheck:
     """A recorded check; entries written before `succeeded` was recorded are decided as the gate decides."""
     kind, status, conclusion = str(record.get("kind") or ""), record.get("status"), record.get("conclusion")
     succeeded = record["succeeded"] if "succeeded" in record else check_succeeded(kind, status, conclusion)
-    return RecordedCheck(str(record.get("name") or ""), str(conclusion or status), bool(succeeded))
+    app = record.get("app") or (record.get("raw") or {}).get("app") if kind == "check_run" else None
+    ident = (record.get("raw") or {}).get("id") if kind == "check_run" else None
+    order = ident if isinstance(ident, int) else 0
+    return RecordedCheck(str(record.get("name") or ""), str(conclusion or status), bool(succeeded), app or None, order)
 
 
 def _approved(ticket: Mapping[str, Any]) -> bool:
@@ -96,7 +99,14 @@ def answer_questions(
 
     checks = list(evidence.get("checks") or [])
     required = [
-        {"name": r.name, "passed": r.passed, "found": r.found, "results": list(r.results) or ["missing"]}
+        {
+            "name": r.name,
+            "app": r.rule.app,
+            "passed": r.passed,
+            "found": r.found,
+            "results": list(r.results) or ["missing"],
+            "not_counted_from": list(r.other_apps),
+        }
         for r in evaluate_required_checks(evidence.get("required_checks") or [], [_check(c) for c in checks])
     ]
     q4 = {
@@ -104,7 +114,8 @@ def answer_questions(
         "required": required,
         "all_passed": all(r["passed"] for r in required),
         "checks_on_sha": [
-            {k: c.get(k) for k in ("name", "kind", "status", "conclusion")} | {"succeeded": _check(c).succeeded}
+            {k: c.get(k) for k in ("name", "kind", "status", "conclusion")}
+            | {"succeeded": _check(c).succeeded, "app": _check(c).app}
             for c in checks
         ],
         "observed_at": evidence.get("captured_at"),

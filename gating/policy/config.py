@@ -9,6 +9,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from gating.policy.checks import RequiredCheckRule
+
 CONFIG_PATH = ".github/countersign.yml"
 
 DEFAULTS: dict[str, Any] = {
@@ -26,6 +28,18 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _STRINGS = {"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True}
+_REQUIRED_CHECK = {
+    "x-expected": "a check name, or {name: NAME, app: APP-SLUG} to pin the app that posts it",
+    "anyOf": [
+        {"type": "string", "minLength": 1},
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name"],
+            "properties": {"name": {"type": "string", "minLength": 1}, "app": {"type": "string", "minLength": 1}},
+        },
+    ],
+}
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -59,7 +73,7 @@ SCHEMA: dict[str, Any] = {
             "additionalProperties": {
                 "type": ["object", "null"],
                 "additionalProperties": False,
-                "properties": {"required_checks": _STRINGS},
+                "properties": {"required_checks": {"type": "array", "items": _REQUIRED_CHECK}},
             },
         },
         "emergency": {
@@ -89,7 +103,7 @@ class PolicyError(Exception):
 
 @dataclass(frozen=True)
 class EnvironmentPolicy:
-    required_checks: tuple[str, ...] = ()
+    required_checks: tuple[RequiredCheckRule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -164,7 +178,9 @@ def build_policy(*documents: dict[str, Any]) -> Policy:
         require_review=bool(prs["require_review"]),
         exempt_authors=tuple(prs["exempt_authors"]),
         environments={
-            name: EnvironmentPolicy(required_checks=tuple((env or {}).get("required_checks", ())))
+            name: EnvironmentPolicy(
+                required_checks=tuple(RequiredCheckRule.of(c) for c in (env or {}).get("required_checks", ()))
+            )
             for name, env in data["environments"].items()
         },
         emergency_label=emergency["label"],
@@ -197,6 +213,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "type":
         expected = value if isinstance(value, str) else " or ".join(value)
         return f"`{path}` must be {_article(expected)}, not {type(error.instance).__name__} {error.instance!r}"
+    if error.validator == "anyOf" and "x-expected" in schema:
+        return f"`{path}` is {error.instance!r}; expected {schema['x-expected']}"
     if error.validator == "pattern":
         return f"`{path}` is {error.instance!r}; a Jira project key is upper-case letters, digits or _ (e.g. PAY)"
     return f"`{path}`: {error.message}"

@@ -186,16 +186,21 @@ def evaluate_deployment(facts: DeploymentFacts, policy: Policy) -> Verdict:
         )
     required = policy.environment(facts.environment).required_checks
     for check in evaluate_required_checks(required, facts.checks):
+        label = check.rule.label()
         if check.passed:
-            findings.append(Finding("required_checks", Outcome.PASSED, f"{check.name} succeeded"))
+            findings.append(Finding("required_checks", Outcome.PASSED, f"{label} succeeded"))
             continue
         seen = ", ".join(check.results) or "missing"
+        if check.other_apps:
+            seen += (
+                f"; `{check.name}` from {', '.join(check.other_apps)} does not count: the policy pins {check.rule.app}"
+            )
         findings.append(
             Finding(
                 "required_checks",
                 Outcome.FAILED,
-                f"{check.name} has not succeeded",
-                (f"required check `{check.name}` has not succeeded on {facts.sha[:7]} ({seen})",),
+                f"{label} has not succeeded",
+                (f"required check `{label}` has not succeeded on {facts.sha[:7]} ({seen})",),
             )
         )
     return make_verdict(tickets, findings, uncovered, len(facts.commits), facts.evaluated_at)

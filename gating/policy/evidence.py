@@ -132,11 +132,12 @@ def build_evidence(facts: DeploymentFacts, verdict: Verdict, policy: Policy) -> 
                 "status": c.status,
                 "conclusion": c.conclusion,
                 "succeeded": c.succeeded,
+                "app": c.app,
                 "raw": c.raw,
             }
             for c in facts.checks
         ],
-        "required_checks": list(policy.environment(facts.environment).required_checks),
+        "required_checks": [rule.record() for rule in policy.environment(facts.environment).required_checks],
         "emergency_deadline": (
             facts.evaluated_at + timedelta(hours=policy.retroactive_deadline_hours)
             if verdict.outcome is Outcome.EMERGENCY
