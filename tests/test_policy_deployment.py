@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from builders import ALICE, BOB, JIRA_ALICE, JIRA_CAROL, NOW, a_commit, a_ticket
@@ -12,7 +13,9 @@ from gating.policy.config import build_policy
 from gating.policy.deployment import (
     DeploymentFacts,
     DeploymentRequest,
+    PullRequestInfo,
     ReleaseRange,
+    emergency_tickets,
     evaluate_deployment,
     first_deployment_range,
     release_range,
@@ -287,3 +290,30 @@ def test_the_policy_accepts_a_name_or_a_pinned_check_and_says_what_it_expects() 
         )
     else:
         raise AssertionError("a required check without a name was accepted")
+
+
+def test_one_emergency_pr_makes_only_its_own_tickets_emergencies() -> None:
+    hotfix = a_commit("Stop the bleeding")
+    own = a_commit("OPS-7 guard the retry loop")  # a commit of the emergency PR names a ticket of its own
+    feature = a_commit("Payouts in bulk")
+    direct = a_commit("PAY-3 tidy up")
+    pulls = (
+        PullRequestInfo(1, "OPS-9 hotfix", "", "hotfix/ops-9", "alice", ("emergency",), (hotfix.sha, own.sha)),
+        PullRequestInfo(2, "PAY-2 bulk payouts", "", "feature/pay-2", "alice", (), (feature.sha,)),
+    )
+    unapproved = ("OPS-9", "OPS-7", "PAY-2", "PAY-3")
+    facts = replace(
+        release_facts(tickets=tuple(a_ticket(k, status="In Review") for k in unapproved)),
+        commits=(hotfix, own, feature, direct),
+        pulls=pulls,
+    )
+    verdict = evaluate_deployment(facts, POLICY)
+    outcomes = {t.key: t.outcome for t in verdict.tickets}
+    assert outcomes == {
+        "OPS-7": Outcome.EMERGENCY,
+        "OPS-9": Outcome.EMERGENCY,
+        "PAY-2": Outcome.FAILED,  # another PR in the same release: evaluated normally
+        "PAY-3": Outcome.FAILED,  # a direct commit: evaluated normally
+    }
+    assert not verdict.passed
+    assert emergency_tickets(facts.commits, facts.pulls, POLICY) == {"OPS-9", "OPS-7"}

@@ -155,6 +155,22 @@ def deployment_references(commits: Sequence[Commit], pulls: Sequence[PullRequest
     return References((), keys)
 
 
+def emergency_tickets(commits: Sequence[Commit], pulls: Sequence[PullRequestInfo], policy: Policy) -> frozenset[str]:
+    """The tickets of the release's emergency PRs: their title, branch, body (when configured) and own commits.
+
+    One emergency PR must not wave the rest of the release through: other tickets are evaluated normally.
+    """
+    by_sha = {c.sha: c for c in commits}
+    keys: set[str] = set()
+    for pull in pulls:
+        if policy.emergency_label not in pull.labels:
+            continue
+        own = [by_sha[sha] for sha in pull.commit_shas if sha in by_sha]
+        references = collect_references(policy, title=pull.title, branch=pull.head_ref, body=pull.body, commits=own)
+        keys.update(references.all_keys)
+    return frozenset(keys)
+
+
 def evaluate_deployment(facts: DeploymentFacts, policy: Policy) -> Verdict:
     """Approve only when every commit is covered, every ticket approved by a non-author (and not by the
     requester), and every required check has succeeded on the SHA."""
@@ -165,7 +181,7 @@ def evaluate_deployment(facts: DeploymentFacts, policy: Policy) -> Verdict:
         change = collect_references(policy, title=pull.title, branch=pull.head_ref, body=pull.body).change_keys
         for key in change:
             people_by_key.setdefault(key, []).append((f"the author of PR #{pull.number}", GitHubPerson(pull.author)))
-    emergency = any(policy.emergency_label in pull.labels for pull in facts.pulls)
+    emergency_keys = emergency_tickets(facts.commits, facts.pulls, policy)
     tickets = evaluate_tickets(
         references,
         facts.commits,
@@ -175,7 +191,7 @@ def evaluate_deployment(facts: DeploymentFacts, policy: Policy) -> Verdict:
         policy,
         people=[("the deployment requester", requester)] if facts.requester else [],
         people_by_key=people_by_key,
-        emergency=emergency,
+        emergency_keys=emergency_keys,
         now=facts.evaluated_at,
     )
     findings: list[Finding] = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -72,10 +72,13 @@ def evaluate_tickets(
     *,
     people: Sequence[tuple[str, GitHubPerson]] = (),
     people_by_key: Mapping[str, Sequence[tuple[str, GitHubPerson]]] | None = None,
-    emergency: bool = False,
+    emergency_keys: Collection[str] = (),
     now: datetime,
 ) -> tuple[TicketResult, ...]:
-    """One result per referenced ticket: approved, by someone who is none of the change's people."""
+    """One result per referenced ticket: approved, by someone who is none of the change's people.
+
+    Tickets in `emergency_keys` (those of an emergency PR) and of an emergency issue type may ship unapproved.
+    """
     unknown = set(unknown)
     emails = known_emails(commits)
     deadline = now + timedelta(hours=policy.retroactive_deadline_hours)
@@ -91,7 +94,7 @@ def evaluate_tickets(
             results.append(TicketResult(key, None, None, (), None, Outcome.FAILED, (reason,)))
             continue
         ticket = tickets[key]
-        is_emergency = emergency or ticket.issue_type in policy.emergency_issue_types
+        is_emergency = key in emergency_keys or ticket.issue_type in policy.emergency_issue_types
         involved = [*people, *(people_by_key or {}).get(key, ())]
         outcome, reasons, approvers, approved_at = _evaluate_one(
             key, ticket, references, commits, policy, involved, emails
@@ -145,7 +148,8 @@ def evaluate_pull_request(facts: PullRequestFacts, policy: Policy) -> Verdict:
     references = collect_references(
         policy, title=facts.title, branch=facts.head_ref, body=facts.body, commits=facts.commits
     )
-    emergency = policy.emergency_label in facts.labels
+    # An emergency PR: every ticket it references is an emergency change.
+    emergency_keys = references.all_keys if policy.emergency_label in facts.labels else ()
     people = [("the PR author", GitHubPerson(login=facts.author))] if facts.author else []
     tickets = evaluate_tickets(
         references,
@@ -155,7 +159,7 @@ def evaluate_pull_request(facts: PullRequestFacts, policy: Policy) -> Verdict:
         facts.jira_error,
         policy,
         people=people,
-        emergency=emergency,
+        emergency_keys=emergency_keys,
         now=facts.evaluated_at,
     )
     findings: list[Finding] = []
