@@ -3,15 +3,12 @@
 from simulators.github.auth import generate_app_key
 from simulators.github.errors import DOCS, ApiError
 from simulators.github.render import APP_EVENTS, APP_PERMISSIONS, HTML, KNOWN_APPS
-from simulators.github.simulator import (
-    COMPARE_UNPAGED_LIMIT,
-    MAX_PER_PAGE,
-    PR_COMMITS_LIMIT,
-    PROGRESS_COMMENT_LIMIT,
-    PROGRESS_REPORTS_LIMIT,
-    SUMMARY_LIMIT,
-    GitHubSimulator,
-)
+from simulators.github.routes.actions import PROGRESS_COMMENT_LIMIT, PROGRESS_REPORTS_LIMIT
+from simulators.github.routes.checks import SUMMARY_LIMIT
+from simulators.github.routes.commits import COMPARE_UNPAGED_LIMIT
+from simulators.github.routes.common import MAX_PER_PAGE
+from simulators.github.routes.pulls import PR_COMMITS_LIMIT
+from simulators.github.simulator import GitHubSimulator
 from simulators.github.state import (
     CHECK_STATUSES,
     CONCLUSIONS,
