@@ -137,11 +137,11 @@ class ApiToken(Base):
 
 
 class DeploymentDecision(Base):
-    """Countersign's answer to one protection-rule request: decided once, sent once."""
+    """Countersign's answer to one protection-rule request (a run attempt): decided once, sent once."""
 
     __tablename__ = "deployment_decisions"
     __table_args__ = (
-        UniqueConstraint("repository", "environment", "run_id", name="uq_deployment_decision"),
+        UniqueConstraint("repository", "environment", "run_id", "run_attempt", name="uq_deployment_decision"),
         Index("ix_deployment_decision_latest", "repository", "environment", "state"),
     )
 
@@ -149,6 +149,7 @@ class DeploymentDecision(Base):
     repository: Mapped[str] = mapped_column(String(200), nullable=False)
     environment: Mapped[str] = mapped_column(String(200), nullable=False)
     run_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    run_attempt: Mapped[int] = mapped_column(Integer, nullable=False, default=1)  # a re-run keeps the run id
     deployment_id: Mapped[int | None] = mapped_column(BigInteger)
     sha: Mapped[str] = mapped_column(String(64), nullable=False)
     state: Mapped[str] = mapped_column(String(20), nullable=False)  # approved | rejected
