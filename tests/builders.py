@@ -19,9 +19,11 @@ JIRA_BOB = JiraUser(account_id="acc-bob", display_name="Bob Builder", email="bob
 JIRA_CAROL = JiraUser(account_id="acc-carol", display_name="Carol Approver", email="carol@example.com")
 
 
-def a_commit(message: str, author: GitHubPerson = ALICE, committer: GitHubPerson | None = None) -> Commit:
+def a_commit(
+    message: str, author: GitHubPerson = ALICE, committer: GitHubPerson | None = None, *, verified: bool = False
+) -> Commit:
     sha = hashlib.sha1(f"{message}{next(_ids)}".encode()).hexdigest()
-    return Commit(sha=sha, message=message, author=author, committer=committer or author)
+    return Commit(sha=sha, message=message, author=author, committer=committer or author, verified=verified)
 
 
 def a_ticket(

@@ -57,7 +57,7 @@ def setup_release(
 
 
 def _tip(app: LiveApp, repo: str) -> str:
-    return app.github.add_commit(repo, "main", "Release 1.0 (exempt)", author=BOT)
+    return app.github.add_commit(repo, "main", "Release 1.0 (exempt)", author=BOT, signed=True)
 
 
 def answers(app: LiveApp, repo: str, count: int = 1) -> list[dict]:

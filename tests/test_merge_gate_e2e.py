@@ -9,6 +9,8 @@ import uuid
 import requests
 from conftest import ALICE, BOB, CAROL, LiveApp, completed_check, wait_for
 
+from simulators.github import Person
+
 
 def open_pr(
     app: LiveApp, repo: str, *, title: str, branch: str = "feature/work", messages: tuple[str, ...] = ("Work",)
@@ -331,3 +333,34 @@ def test_a_failed_check_run_creation_is_not_repeated_blindly(live_app: LiveApp, 
         delivery_id=response.json()["delivery"].removeprefix("github:"),
     )
     assert completed_check(live_app.github, repo, sha)["conclusion"] == "failure"
+
+
+def test_a_commit_that_borrows_a_bots_identity_is_not_exempt(live_app: LiveApp, repo: str) -> None:
+    # Anyone can commit as dependabot[bot]'s e-mail; GitHub then attributes the author to the bot's login.
+    bot = Person(
+        name="dependabot[bot]", email="49699333+dependabot[bot]@users.noreply.github.com", login="dependabot[bot]"
+    )
+    spoofed = live_app.github.add_commit(repo, "bump-lib", "Bump lib from 1.0 to 1.1", author=bot, committer=ALICE)
+    live_app.github.open_pull_request(repo, head="bump-lib", title="Bump lib from 1.0 to 1.1", author="alice")
+    check = completed_check(live_app.github, repo, spoofed)
+    assert check["conclusion"] == "failure"
+    assert (
+        f"{spoofed[:7]} is by dependabot[bot] but was committed by alice, not an exempt account"
+        in (check["output"]["summary"])
+    )
+
+
+def test_a_bot_pr_committed_and_signed_through_github_needs_no_ticket(live_app: LiveApp, repo: str) -> None:
+    bot = Person(
+        name="dependabot[bot]", email="49699333+dependabot[bot]@users.noreply.github.com", login="dependabot[bot]"
+    )
+    web_flow = Person(name="GitHub", email="noreply@github.com", login="web-flow")
+    sha = live_app.github.add_commit(repo, "bump", "Bump lib", author=bot, committer=web_flow, signed=True)
+    live_app.github.open_pull_request(repo, head="bump", title="Bump lib", author="dependabot[bot]")
+    check = completed_check(live_app.github, repo, sha)
+    assert check["conclusion"] == "success", check["output"]
+    assert check["output"]["title"] == "Nothing to approve: every commit is by an exempt author"
+    assert check["output"]["text"] == (
+        "### Commits that need no ticket\n\n"
+        f"- {sha[:7]} by dependabot[bot]: author and committer are exempt accounts and its signature is verified"
+    )

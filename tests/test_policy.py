@@ -5,10 +5,10 @@ from __future__ import annotations
 from builders import ALICE, BOB, JIRA_ALICE, JIRA_BOB, JIRA_CAROL, a_commit, a_ticket, pr_facts
 
 from gating.policy.config import build_policy
-from gating.policy.facts import GitHubPerson, Review
+from gating.policy.facts import Commit, GitHubPerson, Review
 from gating.policy.pull_request import evaluate_pull_request
 from gating.policy.ticket_keys import find_keys
-from gating.policy.verdict import Outcome
+from gating.policy.verdict import Outcome, Verdict
 from jira_client.models import JiraUser
 
 POLICY = build_policy()
@@ -85,10 +85,45 @@ def test_pr_title_covers_every_commit_and_exempt_bots_need_no_ticket() -> None:
     facts = pr_facts(commits=(a_commit("tidy"), a_commit("more")), tickets=(a_ticket("PAY-1"),))
     assert evaluate_pull_request(facts, POLICY).passed
     bot = GitHubPerson(login="dependabot[bot]", email="bot@example.com")
-    facts = pr_facts(title="Bump lib", commits=(a_commit("Bump lib", author=bot),), author="dependabot[bot]")
+    bump = a_commit("Bump lib", author=bot, verified=True)
+    facts = pr_facts(title="Bump lib", commits=(bump,), author="dependabot[bot]")
     verdict = evaluate_pull_request(facts, POLICY)
     assert verdict.passed
     assert verdict.title == "Nothing to approve: every commit is by an exempt author"
+    (exempted,) = [f for f in verdict.findings if f.rule == "exemption"]
+    assert exempted.reasons == (
+        f"{bump.short_sha} by dependabot[bot]: author and committer are exempt accounts and its signature is verified",
+    )
+
+
+WEB_FLOW = GitHubPerson(login="web-flow", name="GitHub", email="noreply@github.com")
+BOT = GitHubPerson(login="dependabot[bot]", email="49699333+dependabot[bot]@users.noreply.github.com")
+
+
+def test_a_bot_commit_is_exempt_only_when_github_vouches_for_author_committer_and_signature() -> None:
+    def verdict_for(commit: Commit) -> Verdict:
+        return evaluate_pull_request(pr_facts(title="Bump lib", commits=(commit,), author="dependabot[bot]"), POLICY)
+
+    # GitHub committing on the bot's behalf, signed: exempt.
+    assert verdict_for(a_commit("Bump lib", author=BOT, committer=WEB_FLOW, verified=True)).passed
+    # Anyone can put the bot's e-mail on a commit: unsigned, it needs a ticket like any other.
+    spoofed = a_commit("Bump lib", author=BOT, verified=False)
+    verdict = verdict_for(spoofed)
+    assert not verdict.passed
+    (traceability,) = [f for f in verdict.findings if f.rule == "traceability"]
+    assert (
+        traceability.reasons[1] == f"{spoofed.short_sha} is by dependabot[bot] but GitHub did not verify its signature"
+    )
+    # Signed by a person who committed it under the bot's name as author.
+    relayed = a_commit("Bump lib", author=BOT, committer=ALICE, verified=True)
+    verdict = verdict_for(relayed)
+    assert not verdict.passed
+    assert f"{relayed.short_sha} is by dependabot[bot] but was committed by alice, not an exempt account" in (
+        verdict.reasons()
+    )
+    # A committer e-mail that imitates GitHub's is not GitHub: only the login GitHub attributes counts.
+    imitation = GitHubPerson(login=None, name="GitHub", email="noreply@github.com")
+    assert not verdict_for(a_commit("Bump lib", author=BOT, committer=imitation, verified=True)).passed
 
 
 def test_no_ticket_at_all_fails() -> None:

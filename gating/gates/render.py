@@ -94,6 +94,10 @@ def render_check_run(verdict: Verdict) -> CheckRunOutput:
         details += [
             f"- `{c.short_sha}` {cell(c.headline[:100])} — {cell(c.author.label())}" for c in verdict.uncovered_commits
         ]
+    exempted = [reason for f in verdict.findings if f.rule == "exemption" for reason in f.reasons]
+    if exempted:
+        details += ["", "### Commits that need no ticket", ""] if details else ["### Commits that need no ticket", ""]
+        details += [f"- {cell(reason)}" for reason in exempted]
     return CheckRunOutput(conclusion_for(verdict.outcome), verdict.title[:250], summary, _cap("\n".join(details)))
 
 

@@ -76,6 +76,8 @@ def _commit(commit: Any) -> Commit:
         author=_person(inner.author, commit.author),
         committer=_person(inner.committer, commit.committer),
         parents=tuple(p.sha for p in commit.parents),
+        # Present in list and compare responses, so reading it fetches nothing more.
+        verified=bool(inner.verification.verified) if inner.verification is not None else False,
     )
 
 

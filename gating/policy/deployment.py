@@ -14,6 +14,7 @@ from gating.policy.pull_request import (
     References,
     collect_references,
     evaluate_tickets,
+    exemption_finding,
     make_verdict,
     traceability_finding,
     uncovered_commits,
@@ -198,8 +199,11 @@ def evaluate_deployment(facts: DeploymentFacts, policy: Policy) -> Verdict:
     uncovered = uncovered_commits(references, facts.commits, policy)
     if uncovered:
         findings.append(
-            traceability_finding(uncovered, "neither do the PRs they came with; reference a ticket in each")
+            traceability_finding(uncovered, "neither do the PRs they came with; reference a ticket in each", policy)
         )
+    exempted = exemption_finding(facts.commits, policy)
+    if exempted is not None:
+        findings.append(exempted)
     required = policy.environment(facts.environment).required_checks
     for check in evaluate_required_checks(required, facts.checks):
         label = check.rule.label()

@@ -27,6 +27,7 @@ class Commit:
     author: GitHubPerson
     committer: GitHubPerson
     parents: tuple[str, ...] = ()
+    verified: bool = False  # GitHub verified the commit's signature (commit.verification.verified)
 
     @property
     def short_sha(self) -> str:

@@ -136,11 +136,42 @@ def _evaluate_one(
     return outcome, tuple(reasons), labels, approval.approved_at
 
 
+def exemption(commit: Commit, policy: Policy) -> str | None:
+    """Why a commit needs no ticket, or None. Anyone can put a bot's e-mail on a commit, so the author's login
+    alone proves nothing: GitHub must attribute both the author and the committer to exempt accounts (GitHub's
+    `web-flow` committing on an exempt bot's behalf counts) and report the signature verified."""
+    author, committer = commit.author.login, commit.committer.login
+    if not policy.is_exempt(author):
+        return None
+    if not (policy.is_exempt(committer) or (committer or "").lower() == "web-flow") or not commit.verified:
+        return None
+    return f"{commit.short_sha} by {author}: author and committer are exempt accounts and its signature is verified"
+
+
+def not_exempt_because(commit: Commit, policy: Policy) -> str | None:
+    """For a commit whose author is an exempt account but that is not exempt: what is missing."""
+    if not policy.is_exempt(commit.author.login) or exemption(commit, policy):
+        return None
+    committer = commit.committer.login
+    if not (policy.is_exempt(committer) or (committer or "").lower() == "web-flow"):
+        who = committer or commit.committer.email or "an unknown account"
+        return f"{commit.short_sha} is by {commit.author.login} but was committed by {who}, not an exempt account"
+    return f"{commit.short_sha} is by {commit.author.login} but GitHub did not verify its signature"
+
+
+def exemption_finding(commits: Sequence[Commit], policy: Policy) -> Finding | None:
+    """The commits exempted from traceability, and why (shown on the check, never silently)."""
+    reasons = tuple(reason for c in commits if (reason := exemption(c, policy)))
+    if not reasons:
+        return None
+    return Finding("exemption", Outcome.PASSED, f"{len(reasons)} commit(s) need no ticket", reasons)
+
+
 def uncovered_commits(references: References, commits: Sequence[Commit], policy: Policy) -> tuple[Commit, ...]:
-    """Commits that name no ticket and belong to no change that does (exempt bots aside)."""
+    """Commits that name no ticket and belong to no change that does (exempt commits aside)."""
     if references.change_keys:
         return ()
-    return tuple(c for c in commits if not references.commit_keys.get(c.sha) and not policy.is_exempt(c.author.login))
+    return tuple(c for c in commits if not references.commit_keys.get(c.sha) and not exemption(c, policy))
 
 
 def evaluate_pull_request(facts: PullRequestFacts, policy: Policy) -> Verdict:
@@ -167,11 +198,16 @@ def evaluate_pull_request(facts: PullRequestFacts, policy: Policy) -> Verdict:
     if uncovered:
         findings.append(
             traceability_finding(
-                uncovered, "put a key such as PAY-123 in the PR title, the branch name or each commit message"
+                uncovered,
+                "put a key such as PAY-123 in the PR title, the branch name or each commit message",
+                policy,
             )
         )
-    elif not references.all_keys and facts.commits and not all(policy.is_exempt(c.author.login) for c in facts.commits):
+    elif not references.all_keys and facts.commits and not all(exemption(c, policy) for c in facts.commits):
         findings.append(Finding("traceability", Outcome.FAILED, "no Jira ticket referenced"))
+    exempted = exemption_finding(facts.commits, policy)
+    if exempted is not None:
+        findings.append(exempted)
     if policy.require_review and facts.number is not None:
         excluded = {facts.author.casefold()} | {
             p.login.casefold() for c in facts.commits for p in (c.author, c.committer) if p.login
@@ -183,15 +219,16 @@ def evaluate_pull_request(facts: PullRequestFacts, policy: Policy) -> Verdict:
     return make_verdict(tickets, findings, uncovered, len(facts.commits), facts.evaluated_at)
 
 
-def traceability_finding(uncovered: Sequence[Commit], fix: str) -> Finding:
-    """The failure for commits that no ticket covers, naming up to ten of them."""
+def traceability_finding(uncovered: Sequence[Commit], fix: str, policy: Policy) -> Finding:
+    """The failure for commits that no ticket covers, naming up to ten of them, and why a bot's is not exempt."""
     listed = ", ".join(f"{c.short_sha} ({c.headline[:60]})" for c in uncovered[:10])
     more = f" and {len(uncovered) - 10} more" if len(uncovered) > 10 else ""
+    why_not_exempt = tuple(reason for c in uncovered[:10] if (reason := not_exempt_because(c, policy)))
     return Finding(
         "traceability",
         Outcome.FAILED,
         f"{len(uncovered)} commit(s) name no Jira ticket",
-        (f"commits {listed}{more} name no Jira ticket; {fix}",),
+        (f"commits {listed}{more} name no Jira ticket; {fix}", *why_not_exempt),
     )
 
 

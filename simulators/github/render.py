@@ -185,13 +185,7 @@ def commit_json(sim: GitHubSimulator, repo: _Repo, commit: _Commit, *, detail: b
             "tree": {"sha": commit.tree, "url": f"{api}/git/trees/{commit.tree}"},
             "url": f"{api}/git/commits/{commit.sha}",
             "comment_count": 0,
-            "verification": {
-                "verified": False,
-                "reason": "unsigned",
-                "signature": None,
-                "payload": None,
-                "verified_at": None,
-            },
+            "verification": verification_json(commit),
         },
         "url": f"{api}/commits/{commit.sha}",
         "html_url": f"{HTML}/{repo.full_name}/commit/{commit.sha}",
@@ -256,8 +250,8 @@ def pull_json(sim: GitHubSimulator, repo: _Repo, pr: _PullRequest, *, webhook: b
         "created_at": iso(pr.created_at),
         "updated_at": iso(pr.updated_at),
         "closed_at": iso(pr.closed_at) if pr.closed_at else None,
-        "merged_at": None,
-        "merge_commit_sha": None,
+        "merged_at": iso(pr.merged_at) if pr.merged_at else None,
+        "merge_commit_sha": pr.merge_commit_sha,
         "assignee": None,
         "assignees": [],
         "requested_reviewers": [],
@@ -268,11 +262,11 @@ def pull_json(sim: GitHubSimulator, repo: _Repo, pr: _PullRequest, *, webhook: b
         "author_association": "OWNER" if pr.author == repo.owner else "CONTRIBUTOR",
         "auto_merge": None,
         "draft": pr.draft,
-        "merged": False,
+        "merged": pr.merged_at is not None,
         "mergeable": None,
         "rebaseable": None,
         "mergeable_state": "unknown",
-        "merged_by": None,
+        "merged_by": user_json(sim, pr.merged_by) if pr.merged_by else None,
         "comments": 0,
         "review_comments": 0,
         "maintainer_can_modify": False,
@@ -402,11 +396,14 @@ def deployment_json(sim: GitHubSimulator, repo: _Repo, deployment: dict[str, Any
 def pulls_for_sha(sim: GitHubSimulator, repo: _Repo, sha: str, *, minimal: bool) -> list[dict[str, Any]]:
     found = []
     for pr in repo.pulls.values():
-        # Check runs name the open PRs whose head is the commit; the commit's PR listing names closed ones too.
+        # Check runs name the open PRs whose head is the commit; the commit's PR listing names closed ones too,
+        # and the merged PR that introduced the commit, by every merge method (merge, squash, rebase).
         if minimal and pr.state != "open":
             continue
         head_sha = repo.head_sha(pr)
-        if head_sha == sha or (not minimal and sha in repo.only_in(head_sha, repo.branches[pr.base_ref])):
+        introduced = not minimal and sha in pr.introduced
+        branch_commit = pr.merged_at is None and sha in repo.only_in(head_sha, repo.branches[pr.base_ref])
+        if head_sha == sha or introduced or (not minimal and branch_commit):
             if minimal:
                 api = f"{sim.api}/repos/{repo.full_name}"
                 minimal_repo = {"id": repo.id, "url": api, "name": repo.name}
@@ -422,6 +419,19 @@ def pulls_for_sha(sim: GitHubSimulator, repo: _Repo, sha: str, *, minimal: bool)
             else:
                 found.append(pull_json(sim, repo, pr))
     return found
+
+
+def verification_json(commit: _Commit) -> dict[str, Any]:
+    if not commit.verified:
+        return {"verified": False, "reason": "unsigned", "signature": None, "payload": None, "verified_at": None}
+    signature = "-----BEGIN PGP SIGNATURE-----\n\nwsBcBAABCAAQBQJ" + commit.sha[:24] + "\n-----END PGP SIGNATURE-----\n"
+    return {
+        "verified": True,
+        "reason": "valid",
+        "signature": signature,
+        "payload": f"tree {commit.tree}\n" + "".join(f"parent {p}\n" for p in commit.parents) + "\n" + commit.message,
+        "verified_at": iso(commit.date),
+    }
 
 
 def check_suite_json(sim: GitHubSimulator, repo: _Repo, head_sha: str, *, full: bool = False) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from simulators.github.state import (
     DEPLOYMENT_STATES,
     REVIEW_STATES,
     STATUS_STATES,
+    WEB_FLOW,
     Person,
     Store,
     _PullRequest,
@@ -114,16 +115,59 @@ class GitHubSimulator:
         author: Person,
         committer: Person | None = None,
         parents: list[str] | None = None,
+        signed: bool = False,
     ) -> str:
+        """A commit on `branch`; `signed`: GitHub reports its signature verified."""
         with self.store.lock:
             repo = self.store.repo(full_name)
             if branch not in repo.branches:
                 repo.branches[branch] = repo.branches[repo.default_branch]
                 repo.files.setdefault(branch, dict(repo.files.get(repo.default_branch, {})))
             parent_list = list(parents) if parents is not None else [repo.branches[branch]]
-            sha = self.store.make_commit(repo, message, author, committer or author, parent_list)
+            sha = self.store.make_commit(repo, message, author, committer or author, parent_list, verified=signed)
             repo.branches[branch] = sha
             return sha
+
+    def merge_pull_request(self, full_name: str, number: int, *, by: Person, method: str = "merge") -> str:
+        """Merge a PR as GitHub's Merge button does, by `method` (merge, squash or rebase); the base's new tip.
+
+        GitHub makes the new commits itself: committed by `web-flow`, signed, and associated with the PR
+        (`merge_commit_sha`, and the commit's PR listing). A merge commit's author is whoever pressed Merge.
+        """
+        if method not in ("merge", "squash", "rebase"):
+            raise ValueError(f"method must be merge, squash or rebase, not {method!r}")
+        with self.store.lock:
+            repo = self.store.repo(full_name)
+            pr = repo.pulls[number]
+            if pr.state != "open":
+                raise ValueError(f"#{number} is {pr.state}")
+            base, head = repo.branches[pr.base_ref], repo.head_sha(pr)
+            branch_commits = [repo.commits[sha] for sha in repo.only_in(head, base)]  # oldest first
+            author = next((p for p in (c.author for c in branch_commits) if p.login == pr.author), by)
+            if method == "merge":
+                message = f"Merge pull request #{number} from {repo.owner}/{pr.head_ref}\n\n{pr.title}"
+                tip = self.store.make_commit(repo, message, by, WEB_FLOW, [base, head], verified=True)
+                introduced = [c.sha for c in branch_commits] + [tip]
+            elif method == "squash":
+                body = "\n\n".join(f"* {c.message}" for c in branch_commits)
+                tip = self.store.make_commit(
+                    repo, f"{pr.title} (#{number})\n\n{body}", author, WEB_FLOW, [base], verified=True
+                )
+                introduced = [tip]
+            else:
+                tip, introduced = base, []
+                for commit in branch_commits:
+                    tip = self.store.make_commit(repo, commit.message, commit.author, WEB_FLOW, [tip], verified=True)
+                    introduced.append(tip)
+            repo.branches[pr.base_ref] = tip
+            moment = now()
+            pr.state, pr.closed_at, pr.merged_at, pr.updated_at = "closed", moment, moment, moment
+            pr.merged_by, pr.merge_commit_sha, pr.introduced = by.login, tip, introduced
+            payload = self.pull_request_payload(
+                full_name, number, "closed", sender=user_json(self, by.login or pr.author)
+            )
+        self._auto_deliver("pull_request", payload)
+        return tip
 
     def set_branch(self, full_name: str, branch: str, sha: str) -> None:
         with self.store.lock:
@@ -325,6 +369,31 @@ class GitHubSimulator:
         if payload is not None:
             self.deliver("deployment_protection_rule", payload)
         return deployment_id
+
+    def rerun_workflow(self, full_name: str, run_id: int, *, creator: str, deliver: bool = True) -> int:
+        """ "Re-run jobs": the same run id, the next attempt, a new deployment to each environment it deployed to,
+        each asking our app again. Returns the newest new deployment's id."""
+        with self.store.lock:
+            repo = self.store.repo(full_name)
+            run = repo.workflow_runs[run_id]
+            earlier = [d for d in repo.deployments.values() if d["run_id"] == run_id]
+            if not earlier:
+                raise KeyError(f"workflow run {run_id} deployed nothing")
+            run["attempt"] += 1
+            run["decided"], run["progress"] = {}, {}
+            targets = {d["environment"]: d for d in earlier}
+        newest = 0
+        for environment, deployment in targets.items():
+            newest = self.create_deployment(
+                full_name,
+                ref=deployment["ref"],
+                sha=deployment["sha"],
+                environment=environment,
+                creator=creator,
+                run_id=run_id,
+                deliver=deliver,
+            )
+        return newest
 
     def add_check_run(
         self,

@@ -27,6 +27,10 @@ class Person:
     login: str | None = None
 
 
+# The committer of the commits GitHub makes itself (merges, squashes, rebases, web edits).
+WEB_FLOW = Person(name="GitHub", email="noreply@github.com", login="web-flow")
+
+
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -45,6 +49,7 @@ class _Commit:
     seq: int
     date: datetime
     tree: str
+    verified: bool = False  # GitHub verified its signature (GitHub signs the commits it makes when merging)
 
 
 @dataclass
@@ -62,6 +67,10 @@ class _PullRequest:
     created_at: datetime = field(default_factory=now)
     updated_at: datetime = field(default_factory=now)
     closed_at: datetime | None = None
+    merged_at: datetime | None = None
+    merged_by: str | None = None
+    merge_commit_sha: str | None = None
+    introduced: list[str] = field(default_factory=list)  # the commits the merge put on the base branch
 
 
 @dataclass
@@ -222,7 +231,16 @@ class Store:
             raise KeyError(f"no repository {full_name!r}; add it with add_repository()")
         return repo
 
-    def make_commit(self, repo: _Repo, message: str, author: Person, committer: Person, parents: list[str]) -> str:
+    def make_commit(
+        self,
+        repo: _Repo,
+        message: str,
+        author: Person,
+        committer: Person,
+        parents: list[str],
+        *,
+        verified: bool = False,
+    ) -> str:
         self._seq += 1
         for parent in parents:
             if parent not in repo.commits:
@@ -235,7 +253,7 @@ class Store:
             + message
         )
         sha = hashlib.sha1(content.encode()).hexdigest()
-        repo.commits[sha] = _Commit(sha, message, author, committer, list(parents), self._seq, now(), tree)
+        repo.commits[sha] = _Commit(sha, message, author, committer, list(parents), self._seq, now(), tree, verified)
         return sha
 
     def check_suite_id(self, repo: _Repo, head_sha: str, app_slug: str | None = None) -> int:
@@ -276,6 +294,7 @@ class Store:
             "actor": actor,
             "created": now(),
             "suite_id": self.next_id("suite", 5_000_000_000),
+            "attempt": 1,  # "Re-run jobs" keeps the run id and counts attempts
             "progress": {},  # environment name -> progress reports accepted
             "decided": {},  # environment name -> approved | rejected
         }

@@ -54,7 +54,7 @@ def workflow_run_json(
         "path": f".github/workflows/{run['name']}.yml",
         "display_title": commit.message.split("\n", 1)[0],
         "run_number": run["number"],
-        "run_attempt": 1,
+        "run_attempt": run["attempt"],
         "referenced_workflows": [],
         "event": run["event"],
         "status": status,
@@ -74,7 +74,9 @@ def workflow_run_json(
         "artifacts_url": f"{api}/actions/runs/{run_id}/artifacts",
         "cancel_url": f"{api}/actions/runs/{run_id}/cancel",
         "rerun_url": f"{api}/actions/runs/{run_id}/rerun",
-        "previous_attempt_url": None,
+        "previous_attempt_url": f"{api}/actions/runs/{run_id}/attempts/{run['attempt'] - 1}"
+        if run["attempt"] > 1
+        else None,
         "workflow_url": f"{api}/actions/workflows/{run['workflow_id']}",
         "head_commit": simple_commit(commit),
         "repository": repository,
