@@ -179,3 +179,14 @@ class Emergency(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     resolution_entry_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class CommitPullRequests(Base):
+    """The merged PRs GitHub associates with a commit (a cache: a merged commit's PRs never change)."""
+
+    __tablename__ = "commit_pull_requests"
+
+    repository: Mapped[str] = mapped_column(String(200), primary_key=True)
+    sha: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pull_numbers: Mapped[str] = mapped_column(Text, nullable=False)  # space-separated, possibly empty
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)

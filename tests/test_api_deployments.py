@@ -30,8 +30,9 @@ def two_releases(app: LiveApp, repo: str) -> tuple[str, str]:
     approved(app, "PAY-1")
     app.jira.add_ticket("PAY-2", "Payouts", status="In Progress")
     first = setup_release(app, repo, ["PAY-1 refunds"])
-    deploy(app, repo, first)
+    shipped = deploy(app, repo, first)
     answers(app, repo, 1)
+    app.github.set_deployment_status(repo, shipped, "success")  # the pipeline deployed it
     second = app.github.add_commit(repo, "main", "PAY-2 payouts", author=ALICE)
     app.github.add_check_run(repo, second, "build", conclusion="success")
     deploy(app, repo, second)

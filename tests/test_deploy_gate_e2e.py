@@ -6,9 +6,10 @@ import dataclasses
 import json
 import os
 from datetime import datetime
+from typing import Any
 
 import pytest
-from conftest import ALICE, BOB, LiveApp, wait_for
+from conftest import ALICE, BOB, CAROL, LiveApp, wait_for
 from sqlalchemy import func, select
 
 from gating.models import LedgerEntry
@@ -66,6 +67,11 @@ def answers(app: LiveApp, repo: str, count: int = 1) -> list[dict]:
         return found if len(found) >= count else []
 
     return wait_for(decided, timeout=20, message=f"{count} deployment answer(s)")
+
+
+def deploy_id_of(app: LiveApp, repo: str, nth: int) -> int:
+    """The deployment id of the `nth` decision (1-based) recorded in the ledger."""
+    return int(ledger_entries(app)[nth - 1]["payload"]["deployment_id"])
 
 
 def ledger_entries(app: LiveApp) -> list[dict]:
@@ -200,21 +206,16 @@ def test_ranges_follow_the_last_approved_deployment(live_app: LiveApp, repo: str
     approved(live_app, "PAY-1")
     approved(live_app, "PAY-2")
     first = setup_release(live_app, repo, ["PAY-1 first"])
-    deploy(live_app, repo, first)
+    first_deployment = deploy(live_app, repo, first)
     answers(live_app, repo, 1)
+    live_app.github.set_deployment_status(repo, first_deployment, "success")  # the pipeline shipped it
 
     # Second release: only the new commits, including a merged PR's branch commits.
     live_app.github.add_commit(repo, "feature/pay-2", "wip", author=BOB)
-    branch_tip = live_app.github.add_commit(repo, "feature/pay-2", "more wip", author=BOB)
+    live_app.github.add_commit(repo, "feature/pay-2", "more wip", author=BOB)
     number = live_app.github.open_pull_request(repo, head="feature/pay-2", title="PAY-2: payouts", author="bob")
-    main_tip = live_app.github.pull_request(repo, number)["base"]["sha"]
-    merge = live_app.github.add_commit(
-        repo,
-        "main",
-        f"Merge pull request #{number} from acme/feature/pay-2\n\nPAY-2: payouts",
-        author=ERIN,  # whoever pressed Merge authors the merge commit
-        parents=[main_tip, branch_tip],
-    )
+    merge = live_app.github.merge_pull_request(repo, number, by=ERIN)  # Erin pressed Merge: she authors it
+    assert live_app.github.pull_request(repo, number)["merge_commit_sha"] == merge
     live_app.github.add_check_run(repo, merge, "build")
     deploy(live_app, repo, merge)
     second = answers(live_app, repo, 2)[1]
@@ -227,6 +228,7 @@ def test_ranges_follow_the_last_approved_deployment(live_app: LiveApp, repo: str
     assert all("PAY-2" in c["tickets"] for c in evidence["commits"])
 
     # Redeploy of the same SHA: no new commits, said so.
+    live_app.github.set_deployment_status(repo, deploy_id_of(live_app, repo, 2), "success")
     deploy(live_app, repo, merge)
     assert answers(live_app, repo, 3)[2]["state"] == "approved"
     assert ledger_entries(live_app)[2]["payload"]["range"]["status"] == "identical"
@@ -239,6 +241,7 @@ def test_ranges_follow_the_last_approved_deployment(live_app: LiveApp, repo: str
     assert rollback["description"].startswith("a rollback")
 
     # A force-pushed branch that does not descend from the last approved deployment.
+    live_app.github.set_deployment_status(repo, deploy_id_of(live_app, repo, 4), "success")
     live_app.github.set_branch(repo, "main", first)
     forced = live_app.github.add_commit(repo, "main", "PAY-1 rewritten", author=ALICE)
     live_app.github.add_check_run(repo, forced, "build")
@@ -486,3 +489,141 @@ def test_a_required_check_pinned_to_an_app_counts_only_that_apps_run(live_app: L
         ("build", "sneaky-ci", True),
         ("lint", None, True),
     ]
+
+
+def merged_pr(
+    app: LiveApp, repo: str, branch: str, title: str, messages: list[str], *, method: str, by: Person = ERIN, **kw: Any
+) -> int:
+    for message in messages:
+        app.github.add_commit(repo, branch, message, author=ALICE)
+    number = app.github.open_pull_request(repo, head=branch, title=title, author="alice", **kw)
+    app.github.merge_pull_request(repo, number, by=by, method=method)
+    return number
+
+
+def main_tip(app: LiveApp, repo: str) -> str:
+    return app.github.add_commit(repo, "main", "PAY-1 release notes", author=ALICE)
+
+
+def test_a_commit_message_never_borrows_a_prs_approval(live_app: LiveApp, repo: str) -> None:
+    approved(live_app, "PAY-42")
+    setup_release(live_app, repo, [], build=None)
+    # PR #N covers PAY-42 and is approved; direct pushes imitate GitHub's merge and squash messages.
+    number = merged_pr(live_app, repo, "feature/pay-42", "PAY-42: refunds", ["refunds"], method="squash")
+    squash_style = live_app.github.add_commit(repo, "main", f"quick fix (#{number})", author=ALICE)
+    merge_style = live_app.github.add_commit(
+        repo, "main", f"Merge pull request #{number} from acme/feature/pay-42", author=ALICE
+    )
+    live_app.github.add_check_run(repo, merge_style, "build")
+    deploy(live_app, repo, merge_style)
+    (answer,) = answers(live_app, repo)
+    assert answer["state"] == "rejected"
+    assert (
+        f"commits {squash_style[:7]} (quick fix (#{number})), {merge_style[:7]} (Merge pull request #{number} "
+        in (answer["comment"])
+    )
+    evidence = ledger_entries(live_app)[-1]["payload"]
+    (pull,) = evidence["pull_requests"]  # the squash-merged PR covers only its own squashed commit
+    assert pull["number"] == number and len(pull["commits"]) == 1
+
+
+@pytest.mark.parametrize("method", ["merge", "squash", "rebase"])
+def test_every_merge_method_resolves_its_pr_labels_included(live_app: LiveApp, repo: str, method: str) -> None:
+    approved(live_app, "PAY-1")
+    live_app.jira.add_ticket("OPS-9", "Hotfix", status="In Review")
+    setup_release(live_app, repo, [], build=None)
+    number = merged_pr(
+        live_app,
+        repo,
+        "hotfix/ops-9",
+        "OPS-9: stop the bleeding",
+        ["guard", "retry"],
+        method=method,
+        labels=("emergency",),
+    )
+    sha = main_tip(live_app, repo)
+    live_app.github.add_check_run(repo, sha, "build")
+    deploy(live_app, repo, sha)
+    (answer,) = answers(live_app, repo)
+    assert answer["state"] == "approved", answer["comment"]
+    assert "as an emergency change" in answer["comment"]
+    evidence = ledger_entries(live_app)[-1]["payload"]
+    (pull,) = evidence["pull_requests"]
+    assert (pull["number"], pull["labels"], pull["merged_by"]) == (number, ["emergency"], "erin")
+    brought = {"merge": 3, "squash": 1, "rebase": 2}[method]  # merge: both branch commits and the merge commit
+    assert len(pull["commits"]) == brought
+    covered = [c for c in evidence["commits"] if c["sha"] in pull["commits"]]
+    assert all("OPS-9" in c["tickets"] for c in covered)
+
+
+def test_the_reviewer_who_pressed_merge_may_approve_but_a_local_merge_counts_its_author(
+    live_app: LiveApp, repo: str
+) -> None:
+    approved(live_app, "PAY-1")
+    approved(live_app, "PAY-7", by="acc-carol")
+    setup_release(live_app, repo, [], build=None)
+    # Carol approved PAY-7 in Jira and pressed Merge on GitHub: GitHub's merge commit names her, she wrote nothing.
+    number = merged_pr(live_app, repo, "feature/pay-7", "PAY-7: refunds", ["refunds"], method="merge", by=CAROL)
+    sha = main_tip(live_app, repo)
+    live_app.github.add_check_run(repo, sha, "build")
+    deploy(live_app, repo, sha)
+    (answer,) = answers(live_app, repo)
+    assert answer["state"] == "approved", answer["comment"]
+    (pull,) = ledger_entries(live_app)[-1]["payload"]["pull_requests"]
+    assert pull["number"] == number and pull["merged_by"] == "carol"
+
+    # A merge commit Carol made herself and pushed still counts her as an author of what it brings.
+    live_app.github.add_commit(repo, "feature/pay-7b", "PAY-7 more refunds", author=ALICE)
+    tip = live_app.github.add_commit(repo, "main", "PAY-1 notes", author=ALICE)
+    branch = live_app.github.add_commit(repo, "feature/pay-7b", "PAY-7 last bit", author=ALICE)
+    local = live_app.github.add_commit(
+        repo, "main", "Merge branch 'feature/pay-7b'\n\nPAY-7", author=CAROL, parents=[tip, branch]
+    )
+    live_app.github.add_check_run(repo, local, "build")
+    deploy(live_app, repo, local)
+    second = answers(live_app, repo, 2)[1]
+    assert second["state"] == "rejected"
+    assert f"PAY-7: Carol Approver approved it but is also the author of {local[:7]}" in second["comment"]
+
+
+def test_more_than_a_hundred_prs_in_a_release_are_all_resolved_and_remembered(live_app: LiveApp, repo: str) -> None:
+    approved(live_app, "PAY-1")
+    setup_release(live_app, repo, [], build=None)
+    for n in range(105):
+        merged_pr(live_app, repo, f"feature/{n}", "PAY-1: part", [f"part {n}"], method="squash")
+    sha = main_tip(live_app, repo)
+    live_app.github.add_check_run(repo, sha, "build")
+    deploy(live_app, repo, sha)
+    (answer,) = answers(live_app, repo)
+    assert answer["state"] == "approved", answer["comment"]
+    assert len(ledger_entries(live_app)[-1]["payload"]["pull_requests"]) == 105
+
+    def lookups() -> int:
+        return len(
+            [r for r in live_app.github.recorder.requests if r.path.endswith("/pulls") and "/commits/" in r.path]
+        )
+
+    asked = lookups()
+    deploy(live_app, repo, sha)  # the same release again: merged commits' PRs are remembered
+    answers(live_app, repo, 2)
+    assert lookups() == asked + 1  # only the unmerged tip commit is asked about again
+
+
+def test_an_approved_deployment_that_never_shipped_does_not_shorten_the_next_release(
+    live_app: LiveApp, repo: str
+) -> None:
+    approved(live_app, "PAY-1")
+    live_app.jira.add_ticket("PAY-2", "Payouts", status="In Review")
+    first = setup_release(live_app, repo, ["PAY-1 refunds"])
+    stopped = deploy(live_app, repo, first)
+    assert answers(live_app, repo, 1)[0]["state"] == "approved"
+    live_app.github.set_deployment_status(repo, stopped, "failure")  # approved, but the job then failed
+    # PAY-2's unapproved commit lands on top; the next release must still include PAY-1's commit too.
+    second = live_app.github.add_commit(repo, "main", "PAY-2 payouts", author=ALICE)
+    live_app.github.add_check_run(repo, second, "build")
+    deploy(live_app, repo, second)
+    assert answers(live_app, repo, 2)[1]["state"] == "rejected"
+    release = ledger_entries(live_app)[-1]["payload"]["range"]
+    assert release["method"] == "last_successful"
+    assert release["description"].startswith("2 commit(s) since the last successful deployment GitHub reports")
+    assert first in [c["sha"] for c in ledger_entries(live_app)[-1]["payload"]["commits"]]

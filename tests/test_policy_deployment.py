@@ -15,9 +15,11 @@ from gating.policy.deployment import (
     DeploymentRequest,
     PullRequestInfo,
     ReleaseRange,
+    ShippedBefore,
     emergency_tickets,
     evaluate_deployment,
     first_deployment_range,
+    release_base,
     release_range,
 )
 from gating.policy.emergency import (
@@ -98,7 +100,7 @@ def test_whether_a_check_passed_is_decided_once_for_runs_and_statuses() -> None:
 
 def test_release_ranges_say_how_they_were_determined() -> None:
     assert release_range(BASE, SHA, "last_approved", "ahead", 3).description == (
-        "3 commit(s) since the last deployment Countersign approved (bbbbbbb)"
+        "3 commit(s) since the last deployment Countersign approved and GitHub reports as deployed (bbbbbbb)"
     )
     assert release_range(BASE, SHA, "last_successful", "behind", 0).description == (
         "a rollback: aaaaaaa is an ancestor of the last successful deployment GitHub reports (bbbbbbb), "
@@ -317,3 +319,16 @@ def test_one_emergency_pr_makes_only_its_own_tickets_emergencies() -> None:
     }
     assert not verdict.passed
     assert emergency_tickets(facts.commits, facts.pulls, POLICY) == {"OPS-9", "OPS-7"}
+
+
+def test_a_release_starts_at_the_last_approved_deployment_that_github_reports_as_shipped() -> None:
+    approved = ((30, "c" * 40), (20, "b" * 40), (None, "d" * 40))
+    # 30 was approved but never succeeded (stopped); 20 was approved and shipped.
+    assert release_base(ShippedBefore(approved, ((20, "b" * 40), (10, "e" * 40))), SHA) == ("b" * 40, "last_approved")
+    # Nothing approved shipped: the last deployment GitHub reports as successful.
+    assert release_base(ShippedBefore(approved[:1], ((10, "e" * 40),)), SHA) == ("e" * 40, "last_successful")
+    # A request with no deployment id is matched by its SHA.
+    assert release_base(ShippedBefore(approved[2:], ((40, "d" * 40),)), SHA) == ("d" * 40, "last_approved")
+    # The SHA being deployed is no base of its own unless Countersign approved it before.
+    assert release_base(ShippedBefore((), ((10, SHA),)), SHA) == (None, "first_deployment")
+    assert release_base(ShippedBefore((), ()), SHA) == (None, "first_deployment")

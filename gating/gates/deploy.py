@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from gating.gates.commit_pulls import CommitPullCache
 from gating.gates.emergencies import stored_people
 from gating.gates.gather import gather_policy, gather_release_facts, resolve_sha
 from gating.gates.render import COMMENT_LIMIT, render_deployment_comment
@@ -181,18 +182,20 @@ def _mark_sent(services: Services, decision_id: int) -> None:
             row.callback_sent_at = services.clock()
 
 
-def _last_approved_sha(services: Services, request: DeploymentRequest) -> str | None:
+def _approved_deployments(services: Services, request: DeploymentRequest) -> tuple[tuple[int | None, str], ...]:
+    """(deployment id, SHA) of the deployments Countersign approved to this environment, newest first."""
     with services.db.session() as session:
-        return session.scalar(
-            select(DeploymentDecision.sha)
+        rows = session.execute(
+            select(DeploymentDecision.deployment_id, DeploymentDecision.sha)
             .where(
                 DeploymentDecision.repository == request.repository,
                 DeploymentDecision.environment == request.environment,
                 DeploymentDecision.state == "approved",
             )
             .order_by(DeploymentDecision.decided_at.desc(), DeploymentDecision.id.desc())
-            .limit(1)
+            .limit(100)
         )
+        return tuple((row.deployment_id, row.sha) for row in rows)
 
 
 def _evaluate_with_retries(
@@ -253,9 +256,10 @@ def _evaluate(
         services.jira,
         request,
         policy,
-        last_approved_sha=_last_approved_sha(services, request),
+        approved=_approved_deployments(services, request),
         first_limit=services.settings.first_deploy_commit_limit,
         clock=services.clock,
+        cache=CommitPullCache(services.db, services.clock),
     )
     if facts.jira_error:
         raise TransientError(f"Jira could not be read: {facts.jira_error}")

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from gating.github_api import GitHubError, Installation, Repo, reads
 from gating.policy.config import CONFIG_PATH, Policy, parse_policy
@@ -14,10 +14,11 @@ from gating.policy.deployment import (
     DeploymentFacts,
     DeploymentRequest,
     PullRequestInfo,
+    ShippedBefore,
     deployment_references,
     first_deployment_range,
     pull_request_members,
-    pull_request_numbers,
+    release_base,
     release_range,
 )
 from gating.policy.facts import Commit, PullRequestFacts
@@ -26,6 +27,9 @@ from jira_client.gateway import JiraGateway
 from jira_client.models import JiraUnavailable, TicketLookup
 
 log = logging.getLogger(__name__)
+
+# How many of an environment's latest deployments are read to find where a release starts.
+DEPLOYMENTS_LOOKED_AT = 30
 
 
 def gather_policy(installation: Installation, repository: str) -> Policy:
@@ -120,29 +124,36 @@ def gather_release_facts(
     request: DeploymentRequest,
     policy: Policy,
     *,
-    last_approved_sha: str | None,
+    approved: tuple[tuple[int | None, str], ...],
     first_limit: int,
     clock: Callable[[], datetime],
+    cache: AssociationCache | None = None,
 ) -> DeploymentFacts:
     """The facts of a deployment: its release's commits and PRs, the SHA's checks, and every ticket read fresh.
 
-    The release starts at `last_approved_sha`, else at the last successful deployment GitHub reports,
-    else it is the SHA's history up to `first_limit` commits. `request` has its SHA (`resolve_sha`).
+    The release starts at the last deployment Countersign approved (`approved`: (deployment id, SHA), newest
+    first) that GitHub reports as successful, else at the last successful deployment GitHub reports, else it
+    is the SHA's history up to `first_limit` commits. `request` has its SHA (`resolve_sha`).
     Raises GitHubError; a Jira failure is recorded in `jira_error`.
     """
     sha = request.sha
     if not sha:
         raise ValueError("resolve the request's SHA first")
-    base, method = last_approved_sha, "last_approved"
-    if base is None:
-        base, method = reads.last_successful_deployment_sha(repo, request.environment, sha), "last_successful"
+    ids, shas = {ident for ident, _ in approved}, {approved_sha for _, approved_sha in approved}
+    succeeded = reads.successful_deployments(
+        repo,
+        request.environment,
+        limit=DEPLOYMENTS_LOOKED_AT,
+        enough=lambda ident, shipped: ident in ids or shipped in shas,  # the newest approved one that shipped
+    )
+    base, method = release_base(ShippedBefore(approved, tuple(succeeded)), sha)
     if base is None:
         commits, truncated = reads.history(repo, sha, first_limit)
         release = first_deployment_range(sha, len(commits), truncated, first_limit)
     else:
         status, commits = reads.compare(repo, base, sha)
         release = release_range(base, sha, method, status, len(commits))
-    pulls = _pulls(repo, commits)
+    pulls = gather_pulls(repo, commits, cache)
     checks = reads.checks(repo, sha)
     keys = deployment_references(commits, pulls, policy).all_keys
     # Fresh from Jira at this moment: a revoked approval must never pass on a cached read.
@@ -154,22 +165,76 @@ def gather_release_facts(
     )  # fmt: skip
 
 
-def _pulls(repo: Repo, commits: tuple[Commit, ...], limit: int = 100) -> tuple[PullRequestInfo, ...]:
-    """The PRs that merge and squash commits in the release name, with the commits each brought."""
-    pulls = []
-    for number, naming_sha in list(pull_request_numbers(commits).items())[:limit]:
-        raw = reads.pull_request_or_none(repo, number)
-        if raw is None:
-            continue
-        pulls.append(
-            PullRequestInfo(
-                number=number,
-                title=raw.get("title") or "",
-                body=raw.get("body") or "",
-                head_ref=(raw.get("head") or {}).get("ref") or "",
-                author=(raw.get("user") or {}).get("login") or "",
-                labels=tuple(label["name"] for label in raw.get("labels") or ()),
-                commit_shas=pull_request_members(commits, naming_sha),
-            )
-        )
-    return tuple(pulls)
+class AssociationCache(Protocol):
+    """Remembers the PRs GitHub associates with a commit, once that can no longer change."""
+
+    def get(self, repository: str, shas: Iterable[str]) -> dict[str, tuple[int, ...]]: ...
+
+    def put(self, repository: str, associations: Mapping[str, tuple[int, ...]]) -> None: ...
+
+
+def gather_pulls(
+    repo: Repo, commits: tuple[Commit, ...], cache: AssociationCache | None = None
+) -> tuple[PullRequestInfo, ...]:
+    """The PRs GitHub says brought the commits, with the commits each brought. A commit's own message never
+    names its PR: `(#42)` can be typed by anyone. Every merge method counts, rebase and fast-forward included.
+
+    Merge commits are resolved first: when GitHub says one is a PR's merge commit, the commits only its second
+    parent reaches came with that PR and need no request of their own.
+    """
+    by_sha = {c.sha: c for c in commits}
+    raw: dict[int, dict[str, Any]] = {}
+    brought: dict[int, set[str]] = {}
+    attributed: set[str] = set()
+    merges = [c.sha for c in reversed(commits) if len(c.parents) >= 2]
+    singles = [c.sha for c in reversed(commits) if len(c.parents) < 2]
+    for batch in (merges, singles):
+        pending = [sha for sha in batch if sha not in attributed]
+        for sha, pulls in _associations(repo, pending, raw, cache).items():
+            for number in pulls:
+                brought.setdefault(number, set()).add(sha)
+                attributed.add(sha)
+                pull = raw[number]
+                if pull.get("merged_at") and pull.get("merge_commit_sha") == sha and len(by_sha[sha].parents) >= 2:
+                    members = pull_request_members(commits, sha)
+                    brought[number].update(members)
+                    attributed.update(members)
+    return tuple(
+        _pull_info(raw[number], tuple(s for s in by_sha if s in shas)) for number, shas in sorted(brought.items())
+    )
+
+
+def _associations(
+    repo: Repo, shas: list[str], raw: dict[int, dict[str, Any]], cache: AssociationCache | None
+) -> dict[str, tuple[int, ...]]:
+    """PR numbers per SHA: remembered ones, else GitHub's list of PRs associated with the commit."""
+    known = cache.get(repo.full_name, shas) if cache is not None else {}
+    asked = reads.pull_requests_for_commits(repo, [sha for sha in shas if sha not in known])
+    final: dict[str, tuple[int, ...]] = {}
+    found = dict(known)
+    for sha, pulls in asked.items():
+        found[sha] = tuple(sorted(p["number"] for p in pulls))
+        for pull in pulls:
+            raw.setdefault(pull["number"], pull)
+        if pulls and all(p.get("merged_at") for p in pulls):
+            # Merged PRs only: that will not change. A commit with no PR yet may still gain one.
+            final[sha] = found[sha]
+    for number in sorted({n for numbers in known.values() for n in numbers} - set(raw)):
+        raw[number] = reads.pull_request(repo, number)
+    if cache is not None:
+        cache.put(repo.full_name, final)
+    return found
+
+
+def _pull_info(raw: Mapping[str, Any], commit_shas: tuple[str, ...]) -> PullRequestInfo:
+    return PullRequestInfo(
+        number=int(raw["number"]),
+        title=raw.get("title") or "",
+        body=raw.get("body") or "",
+        head_ref=(raw.get("head") or {}).get("ref") or "",
+        author=(raw.get("user") or {}).get("login") or "",
+        labels=tuple(label["name"] for label in raw.get("labels") or ()),
+        commit_shas=commit_shas,
+        merge_commit_sha=raw.get("merge_commit_sha") if raw.get("merged_at") else None,
+        merged_by=(raw.get("merged_by") or {}).get("login"),
+    )

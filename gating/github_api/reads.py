@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from gating.github_api.app import Repo
@@ -37,10 +39,34 @@ def pull_request_or_none(repo: Repo, number: int) -> dict[str, Any] | None:
         return None
 
 
+# Lookups of a release's commits run side by side: a first deployment can have a thousand of them.
+# GitHub allows 100 concurrent requests per installation; stay far below.
+PULL_LOOKUPS_IN_FLIGHT = 16
+
+
+@translated
+def pull_requests_for_commit(repo: Repo, sha: str) -> list[dict[str, Any]]:
+    """GitHub's pull requests associated with a commit: the merged PR that introduced it (every merge method,
+    rebase and fast-forward included) and, for a commit not on the default branch, the open PRs containing it."""
+    # The JSON as listed: PyGithub's objects from a list would fetch each PR again for their raw data.
+    _headers, data = repo.api.requester.requestJsonAndCheck(
+        "GET", f"{repo.api.url}/commits/{sha}/pulls", parameters={"per_page": 100}
+    )
+    return [dict(pull) for pull in data] if isinstance(data, list) else []
+
+
+def pull_requests_for_commits(repo: Repo, shas: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """`pull_requests_for_commit` for each SHA, a few at a time."""
+    if not shas:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(PULL_LOOKUPS_IN_FLIGHT, len(shas))) as pool:
+        return dict(zip(shas, pool.map(lambda sha: pull_requests_for_commit(repo, sha), shas), strict=True))
+
+
 @translated
 def open_pull_numbers_with_head(repo: Repo, head_sha: str) -> list[int]:
     """Open PRs whose head is `head_sha` (check events carry no PRs for forks)."""
-    return [p.number for p in repo.api.get_pulls(state="open") if p.raw_data["head"]["sha"] == head_sha]
+    return [p.number for p in repo.api.get_pulls(state="open") if p.head.sha == head_sha]
 
 
 @translated
@@ -117,15 +143,21 @@ def workflow_run_head_sha(repo: Repo, run_id: int) -> str:
 
 
 @translated
-def last_successful_deployment_sha(repo: Repo, environment: str, exclude_sha: str, limit: int = 10) -> str | None:
-    """The SHA of the newest deployment to `environment` whose latest status is success (GitHub's record)."""
+def successful_deployments(
+    repo: Repo, environment: str, *, limit: int, enough: Callable[[int, str], bool]
+) -> list[tuple[int, str]]:
+    """(id, SHA) of the newest deployments to `environment` whose latest status is success, newest first:
+    GitHub's record of what was shipped. Stops at `limit` deployments looked at, or once `enough` says so."""
+    found: list[tuple[int, str]] = []
     for index, deployment in enumerate(repo.api.get_deployments(environment=environment)):
         if index >= limit:
             break
         latest = next(iter(deployment.get_statuses()), None)
-        if latest is not None and latest.state == "success" and deployment.sha != exclude_sha:
-            return str(deployment.sha)
-    return None
+        if latest is not None and latest.state == "success":
+            found.append((int(deployment.id), str(deployment.sha)))
+            if enough(found[-1][0], found[-1][1]):
+                break
+    return found
 
 
 @translated

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,9 +21,6 @@ from gating.policy.pull_request import (
 from gating.policy.verdict import Finding, Outcome, Verdict
 from jira_client.models import Ticket
 
-_MERGE_PR = re.compile(r"^Merge pull request #(\d+)\b")
-_SQUASH_PR = re.compile(r"\(#(\d+)\)\s*$")
-
 
 @dataclass(frozen=True)
 class ReleaseRange:
@@ -38,6 +34,32 @@ class ReleaseRange:
     truncated: bool = False
 
 
+@dataclass(frozen=True)
+class ShippedBefore:
+    """Deployments to the environment: those Countersign approved, and those GitHub reports as successful."""
+
+    approved: tuple[tuple[int | None, str], ...]  # (deployment id, SHA), newest first
+    succeeded: tuple[tuple[int, str], ...]  # (deployment id, SHA), newest first
+
+
+def release_base(shipped: ShippedBefore, sha: str) -> tuple[str | None, str]:
+    """Where the release starts, and how that was decided.
+
+    The last SHA Countersign approved *and* GitHub reports as successfully deployed: an approval whose
+    deployment was then stopped shipped nothing, and must not shorten the next release. Else the last
+    successful deployment GitHub reports (of another SHA); else none: the environment's first deployment.
+    """
+    succeeded_ids = {ident for ident, _sha in shipped.succeeded}
+    succeeded_shas = {shipped_sha for _ident, shipped_sha in shipped.succeeded}
+    for ident, approved_sha in shipped.approved:
+        if ident in succeeded_ids or (ident is None and approved_sha in succeeded_shas):
+            return approved_sha, "last_approved"
+    for _ident, shipped_sha in shipped.succeeded:
+        if shipped_sha != sha:
+            return shipped_sha, "last_successful"
+    return None, "first_deployment"
+
+
 def first_deployment_range(sha: str, count: int, truncated: bool, limit: int) -> ReleaseRange:
     """The range of an environment's first deployment: the SHA's history, up to `limit` commits."""
     description = f"first deployment to this environment: the {count} most recent commits reachable from {sha[:7]}" + (
@@ -49,7 +71,7 @@ def first_deployment_range(sha: str, count: int, truncated: bool, limit: int) ->
 def release_range(base_sha: str, sha: str, method: str, status: str, count: int) -> ReleaseRange:
     """The range from a known earlier deployment, described from GitHub's comparison status."""
     source = (
-        "the last deployment Countersign approved"
+        "the last deployment Countersign approved and GitHub reports as deployed"
         if method == "last_approved"
         else "the last successful deployment GitHub reports"
     )
@@ -68,6 +90,8 @@ def release_range(base_sha: str, sha: str, method: str, status: str, count: int)
 
 @dataclass(frozen=True)
 class PullRequestInfo:
+    """A PR that GitHub says brought some of the release's commits."""
+
     number: int
     title: str
     body: str
@@ -75,6 +99,28 @@ class PullRequestInfo:
     author: str
     labels: tuple[str, ...]
     commit_shas: tuple[str, ...]  # the release's commits that came with this PR
+    merge_commit_sha: str | None = None
+    merged_by: str | None = None
+
+
+def github_merge_commits(commits: Sequence[Commit], pulls: Sequence[PullRequestInfo]) -> dict[str, PullRequestInfo]:
+    """The merge commits GitHub made when merging a PR (Merge button or merge queue), by SHA.
+
+    Their author is whoever pressed Merge, who merged the code but wrote none of it. A merge commit made
+    locally and pushed by a person is not one of these: its author still counts as an author.
+    """
+    by_sha = {c.sha: c for c in commits}
+    found = {}
+    for pull in pulls:
+        commit = by_sha.get(pull.merge_commit_sha or "")
+        if (
+            commit is not None
+            and len(commit.parents) >= 2
+            and commit.verified
+            and (commit.committer.login or "").lower() == "web-flow"
+        ):
+            found[commit.sha] = pull
+    return found
 
 
 @dataclass(frozen=True)
@@ -109,16 +155,6 @@ class DeploymentFacts:
     jira_error: str | None
     checks: tuple[CheckResult, ...]
     evaluated_at: datetime
-
-
-def pull_request_numbers(commits: Sequence[Commit]) -> dict[int, str]:
-    """PR numbers named by merge and squash commits (GitHub's own messages), with the commit naming each."""
-    numbers: dict[int, str] = {}
-    for commit in commits:
-        match = _MERGE_PR.match(commit.headline) or _SQUASH_PR.search(commit.headline)
-        if match:
-            numbers.setdefault(int(match.group(1)), commit.sha)
-    return numbers
 
 
 def pull_request_members(commits: Sequence[Commit], naming_sha: str) -> tuple[str, ...]:
@@ -193,6 +229,7 @@ def evaluate_deployment(facts: DeploymentFacts, policy: Policy) -> Verdict:
         people=[("the deployment requester", requester)] if facts.requester else [],
         people_by_key=people_by_key,
         emergency_keys=emergency_keys,
+        github_merges=frozenset(github_merge_commits(facts.commits, facts.pulls)),
         now=facts.evaluated_at,
     )
     findings: list[Finding] = []

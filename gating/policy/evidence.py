@@ -120,6 +120,8 @@ def build_evidence(facts: DeploymentFacts, verdict: Verdict, policy: Policy) -> 
                 "head_ref": p.head_ref,
                 "labels": list(p.labels),
                 "commits": list(p.commit_shas),
+                "merge_commit_sha": p.merge_commit_sha,
+                "merged_by": p.merged_by,
             }
             for p in facts.pulls
         ],

@@ -73,11 +73,14 @@ def evaluate_tickets(
     people: Sequence[tuple[str, GitHubPerson]] = (),
     people_by_key: Mapping[str, Sequence[tuple[str, GitHubPerson]]] | None = None,
     emergency_keys: Collection[str] = (),
+    github_merges: Collection[str] = (),
     now: datetime,
 ) -> tuple[TicketResult, ...]:
     """One result per referenced ticket: approved, by someone who is none of the change's people.
 
     Tickets in `emergency_keys` (those of an emergency PR) and of an emergency issue type may ship unapproved.
+    The authors of `github_merges` (merge commits GitHub made, authored by whoever pressed Merge) merged the
+    code but wrote none of it, so they may approve.
     """
     unknown = set(unknown)
     emails = known_emails(commits)
@@ -97,7 +100,7 @@ def evaluate_tickets(
         is_emergency = key in emergency_keys or ticket.issue_type in policy.emergency_issue_types
         involved = [*people, *(people_by_key or {}).get(key, ())]
         outcome, reasons, approvers, approved_at = _evaluate_one(
-            key, ticket, references, commits, policy, involved, emails
+            key, ticket, references, commits, policy, involved, emails, github_merges
         )
         if outcome is not Outcome.PASSED and is_emergency:
             outcome = Outcome.EMERGENCY
@@ -117,6 +120,7 @@ def _evaluate_one(
     policy: Policy,
     people: Sequence[tuple[str, GitHubPerson]],
     emails: Mapping[str, frozenset[str]],
+    github_merges: Collection[str] = (),
 ) -> tuple[Outcome, tuple[str, ...], tuple[str, ...], datetime | None]:
     result = evaluate_ticket_approval(ticket, policy)
     if result.approval is None:
@@ -124,7 +128,8 @@ def _evaluate_one(
     approval = result.approval
     involved = list(people)
     for commit in references.commits_referencing(key, commits):
-        involved.append((f"the author of {commit.short_sha}", commit.author))
+        if commit.sha not in github_merges:
+            involved.append((f"the author of {commit.short_sha}", commit.author))
         involved.append((f"the committer of {commit.short_sha}", commit.committer))
     reasons: list[str] = []
     for approver in approval.approvers:
