@@ -148,6 +148,8 @@ def app_environment(
         "JIRA_TOKEN": "simulated-token",
         "JIRA_WEBHOOK_SECRET": jira_secret,
         "DATABASE_URL": database_url,
+        # The scenario's steps are the story on stdout; the app's INFO lines would bury them on the same terminal.
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
         **extra,
     }
 
