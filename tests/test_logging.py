@@ -8,14 +8,18 @@ import io
 import json
 import logging
 import re
+import socket
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from conftest import ALICE, LiveApp
 
 from gating.console.auth import create_token
+from gating.db import Database
 from gating.logs import JsonFormatter, bound
 from gating.settings import Settings, SettingsError
 
@@ -274,3 +278,61 @@ def test_the_http_clients_debug_lines_leak_no_credentials(
     decoded = "\n".join(text for line in lines for text in strings(line))
     assert not [credential for credential in credentials if credential in out or credential in decoded]
     assert "eyJ" not in out
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_gunicorn_logs_requests_and_its_own_lines_as_json(tmp_path: Path) -> None:
+    from gating.demo import launch_app, wait_healthy
+    from simulators.github import generate_app_key
+
+    database_url = f"sqlite:///{tmp_path / 'countersign.sqlite3'}"
+    Database(database_url).upgrade()
+    env = {
+        "PATH": "/usr/bin:/bin",
+        **MINIMAL_ENV,
+        "GITHUB_APP_PRIVATE_KEY": generate_app_key()[0],
+        "DATABASE_URL": database_url,
+    }
+    api_token = "cs_" + "q" * 43
+    port = free_port()
+    with (tmp_path / "stderr").open("w") as stderr:
+        server = launch_app(port, env, stderr=stderr)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_healthy(url, server)
+            assert requests.get(f"{url}/healthz?token={api_token}", timeout=10).status_code == 200
+            unauthorized = requests.get(
+                f"{url}/api/v1/deployments", headers={"Authorization": f"Bearer {api_token}"}, timeout=10
+            )
+            assert unauthorized.status_code == 401
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    out = (tmp_path / "stderr").read_text()
+
+    lines = [json.loads(line) for line in out.splitlines()]  # every line gunicorn and the app wrote is JSON
+    assert any(line["logger"] == "gunicorn.error" and line["event"].startswith("Booting worker") for line in lines)
+    access = [line for line in lines if line["logger"] == "gunicorn.access"]
+    health = next(line for line in access if line["path"] == "/healthz")
+    assert health["event"] == "http.request"
+    assert (health["method"], health["status"], health["remote_addr"]) == ("GET", 200, "127.0.0.1")
+    assert isinstance(health["duration_ms"], float)
+    assert next(line for line in access if line["path"] == "/api/v1/deployments")["status"] == 401
+    bad_token = next(line for line in lines if line["event"] == "api.bad_token")
+    assert (bad_token["level"], bad_token["path"]) == ("WARNING", "/api/v1/deployments")
+    assert api_token not in out
+    assert "token=" not in out
+
+
+def test_gunicorn_refuses_an_unknown_log_level(tmp_path: Path) -> None:
+    from gating.demo import launch_app
+
+    with (tmp_path / "stderr").open("w") as stderr:
+        server = launch_app(free_port(), {"PATH": "/usr/bin:/bin", "LOG_LEVEL": "loud"}, stderr=stderr)
+        assert server.wait(timeout=60) != 0
+    assert "LOG_LEVEL='loud' is not a log level" in (tmp_path / "stderr").read_text()
