@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import Flask, jsonify
@@ -17,6 +16,7 @@ from gating.intake.deliveries import DeliveryStore
 from gating.intake.jobs import ThreadProcessor
 from gating.intake.routing import EventRouter
 from gating.ledger import Ledger, load_signing_key
+from gating.logs import configure_from_settings
 from gating.services import Services, utcnow
 from gating.settings import Settings, instance_path
 from jira_client.gateway import JiraGateway
@@ -61,6 +61,8 @@ def build_services(settings: Settings, **overrides: Any) -> Services:
 def create_app(settings: Settings | None = None, *, check_migrations: bool = True, **overrides: Any) -> Flask:
     app = Flask(__name__, instance_path=str(instance_path()), instance_relative_config=True)
     settings = settings or Settings.from_env()
+    # First, so that whatever booting logs is already JSON and already free of the secrets.
+    configure_from_settings(settings)
     services = build_services(settings, **overrides)
     if check_migrations:
         services.db.require_migrated()
@@ -75,5 +77,4 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     def too_large(_exc: Exception) -> Any:
         return jsonify(error=f"body larger than {settings.max_body_bytes} bytes"), 413
 
-    logging.getLogger("gating").setLevel(logging.INFO)
     return app

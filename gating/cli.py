@@ -299,12 +299,15 @@ def emergencies_recheck() -> None:
     from gating.app import build_services
     from gating.gates.emergencies import awaiting_approval, recheck_emergencies
     from gating.intake.jobs import InlineProcessor
+    from gating.logs import configure_from_settings
     from gating.policy.emergency import is_overdue
 
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
+    # The recheck runs the gates' code, whose lines (emergency.resolved, jira.unavailable) cron should keep.
+    configure_from_settings(settings)
     services = build_services(settings, processor=InlineProcessor())
     services.db.require_migrated()
     pending = awaiting_approval(services.db)

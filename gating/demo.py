@@ -13,7 +13,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import requests
 
@@ -148,16 +148,20 @@ def app_environment(
         "JIRA_TOKEN": "simulated-token",
         "JIRA_WEBHOOK_SECRET": jira_secret,
         "DATABASE_URL": database_url,
+        # The scenario's steps are the story on stdout; the app's INFO lines would bury them on the same terminal.
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
         **extra,
     }
 
 
-def launch_app(port: int, env: dict[str, str], threads: int = 8) -> subprocess.Popen[bytes]:
-    """Countersign under gunicorn, as in production: one worker process with threads."""
+def launch_app(
+    port: int, env: dict[str, str], threads: int = 8, *, stderr: IO[str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Countersign under gunicorn, as in production: one worker process with threads, JSON logs on stderr."""
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
-    command = [gunicorn, "--workers", "1", "--threads", str(threads), "--bind", f"127.0.0.1:{port}"]
-    command += ["--log-level", "warning", "gating.app:create_app()"]
-    return subprocess.Popen(command, env=env)
+    command = [gunicorn, "-c", "python:gating.gunicorn_conf", "--workers", "1", "--threads", str(threads)]
+    command += ["--bind", f"127.0.0.1:{port}", "gating.app:create_app()"]
+    return subprocess.Popen(command, env=env, stderr=stderr)
 
 
 def wait_healthy(url: str, server: subprocess.Popen[bytes]) -> None:

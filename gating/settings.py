@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlparse
 
 
 class SettingsError(Exception):
     pass
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def instance_path() -> Path:
@@ -43,6 +46,12 @@ class Settings:
     signing_key_path: str | None = None
     deploy_retry_seconds: float = 600.0  # how long a deployment waits for Jira/GitHub before rejecting
     first_deploy_commit_limit: int = 1000  # commits a first deployment (no earlier one) is checked over
+    log_level: str = "INFO"  # of the JSON log lines on stderr
+
+    def secret_values(self) -> tuple[str, ...]:
+        """The values that must never be logged: every field kept out of the repr is a secret."""
+        values = (getattr(self, f.name) for f in fields(self) if not f.repr)
+        return tuple(value for value in values if isinstance(value, str) and value)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, instance_folder: str | Path | None = None) -> Settings:
@@ -81,7 +90,18 @@ class Settings:
             signing_key_path=env.get("COUNTERSIGN_SIGNING_KEY_PATH") or None,
             deploy_retry_seconds=_number(env, "COUNTERSIGN_DEPLOY_RETRY_SECONDS", 600.0),
             first_deploy_commit_limit=int(_number(env, "COUNTERSIGN_FIRST_DEPLOY_COMMITS", 1000)),
+            log_level=read_log_level(env),
         )
+
+
+def read_log_level(env: Mapping[str, str]) -> str:
+    """LOG_LEVEL, checked: a typo must not silently turn the logs off (or on at DEBUG)."""
+    raw = env.get("LOG_LEVEL", "").strip()
+    if not raw:
+        return "INFO"
+    if raw.upper() not in LOG_LEVELS:
+        raise SettingsError(f"LOG_LEVEL={raw!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
+    return raw.upper()
 
 
 def _read_key(path: str) -> str:

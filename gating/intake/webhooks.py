@@ -11,7 +11,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from gating.intake.deliveries import Delivery, payload_digest
-from gating.intake.jobs import run_delivery
+from gating.intake.jobs import delivery_context, run_delivery
+from gating.logs import bound
 from gating.services import Services
 
 log = logging.getLogger(__name__)
@@ -99,8 +100,10 @@ def jira_webhook() -> Any:
 def _accept(services: Services, delivery: Delivery, body: bytes) -> Any:
     if not services.router.handlers(delivery.event, delivery.action):
         return jsonify(status="ignored", event=delivery.event, action=delivery.action), 200
-    if not services.deliveries.claim(delivery, payload_digest(body)):
-        log.info("webhook.duplicate", extra={"delivery": delivery.id})
-        return jsonify(status="duplicate", delivery=delivery.id), 200
-    services.processor.submit(lambda: run_delivery(services, delivery))
+    with bound(**delivery_context(delivery)):
+        if not services.deliveries.claim(delivery, payload_digest(body)):
+            log.info("webhook.duplicate")
+            return jsonify(status="duplicate", delivery=delivery.id), 200
+        log.info("webhook.accepted")  # before the hand-off: an inline processor runs the job at once
+        services.processor.submit(lambda: run_delivery(services, delivery))
     return jsonify(status="accepted", delivery=delivery.id), 202
