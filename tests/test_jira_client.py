@@ -7,7 +7,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -380,6 +380,28 @@ def test_data_center_has_no_enhanced_search_or_changelog_endpoint() -> None:
         assert requests.get(f"{sim.url}/rest/api/2/issue/PAY-1/changelog", timeout=5).status_code == 404
 
 
+# ----- time zones -----
+
+
+def test_data_center_times_in_the_servers_zone_are_read_as_utc() -> None:
+    with running_jira("Server") as sim:
+        sim.time_zone = timezone(timedelta(hours=2))  # a server in Europe: 2024-01-18T08:27:50.429+0200
+        seed_people(sim)
+        seed_approved_ticket(sim, "PAY-1")
+        sim.add_ticket("ITSM-1", issue_type="Change")
+        sim.set_jsm_approval("ITSM-1", [("acc-bob", "approved")], "approved", T0, created_at=T0 - timedelta(hours=3))
+
+        lookup = fast_gateway(sim.url).fetch_tickets(["PAY-1", "ITSM-1"], include_jsm=True)
+
+    approval = lookup.tickets["PAY-1"].status_changes[-1]
+    assert approval.raw["created"] == "2024-01-18T09:27:50.429+0200"
+    assert (approval.at, approval.at.tzinfo) == (T0 + timedelta(hours=1), UTC)
+    assert f"{approval.at:%Y-%m-%d %H:%M}" == "2024-01-18 07:27"
+    (decision,) = lookup.tickets["ITSM-1"].jsm_approvals or ()
+    assert decision.completed_at == T0
+    assert decision.completed_at is not None and decision.completed_at.tzinfo is UTC
+
+
 # ----- JSM approvals -----
 
 
@@ -472,7 +494,11 @@ def test_parse_ticket_merges_changelog_pages_without_duplicates() -> None:
 
 def test_parse_datetime_and_missing_key_messages() -> None:
     assert parse_datetime("2024-01-18T06:27:50.429+0000") == T0
-    assert parse_datetime("2016-09-28T14:01:00+0700").utcoffset() == timedelta(hours=7)
+    # Data Center writes times in its own zone: they become UTC, the zone every "UTC" label promises.
+    seven = parse_datetime("2016-09-28T14:01:00+0700")
+    assert (seven, seven.tzinfo) == (datetime(2016, 9, 28, 7, 1, tzinfo=UTC), UTC)
+    assert parse_datetime("2024-01-18T08:27:50.429+0200").tzinfo is UTC
+    assert parse_datetime("2024-01-18T06:27:50Z") == T0.replace(microsecond=0)
     assert missing_keys_from_errors(
         [
             "An issue with key 'PAY-999' does not exist for field 'key'.",

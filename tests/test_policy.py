@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from builders import ALICE, BOB, JIRA_ALICE, JIRA_BOB, JIRA_CAROL, a_commit, a_ticket, pr_facts
+from dataclasses import replace
+from datetime import timedelta, timezone
+
+from builders import ALICE, BOB, JIRA_ALICE, JIRA_BOB, JIRA_CAROL, NOW, a_commit, a_ticket, pr_facts
 
 from gating.policy.config import build_policy
 from gating.policy.facts import GitHubPerson, Review
@@ -139,6 +142,9 @@ def test_emergency_label_passes_unapproved_ticket_as_emergency() -> None:
     assert verdict.outcome is Outcome.EMERGENCY
     assert verdict.passed
     assert "by 2026-12-03 12:00 UTC" in verdict.tickets[0].reasons[0]
+    # The deadline is printed in UTC even when the evaluation's clock is in another zone.
+    later = replace(facts, evaluated_at=NOW.astimezone(timezone(timedelta(hours=2))))
+    assert "by 2026-12-03 12:00 UTC" in evaluate_pull_request(later, POLICY).tickets[0].reasons[0]
 
 
 def test_jsm_approval_source() -> None:
@@ -155,8 +161,6 @@ def test_jsm_approval_source() -> None:
         ((JIRA_CAROL, "approved"), (JIRA_BOB, "pending")),
         datetime(2026, 11, 29, tzinfo=UTC),
     )
-    from dataclasses import replace
-
     verdict = evaluate_pull_request(pr_facts(tickets=(replace(ticket, jsm_approvals=(decision,)),)), policy)
     assert verdict.passed
     assert verdict.tickets[0].approvers == ("Carol Approver",)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from gating.policy.evidence import deployment_state
 from gating.policy.verdict import Outcome, TicketResult, Verdict
@@ -35,7 +35,8 @@ def cell(value: object) -> str:
 
 
 def when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
+    """A time as the tables print it; converted, so the "UTC" label is true whatever zone it came in."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else ""
 
 
 def _ticket_row(ticket: TicketResult) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from gating.policy.config import Policy
 from gating.policy.facts import Commit, GitHubPerson, PullRequestFacts
@@ -100,7 +100,7 @@ def evaluate_tickets(
             outcome = Outcome.EMERGENCY
             reasons = (
                 f"{key} is an emergency change: it may ship now, but needs approval by someone other than "
-                f"the authors by {deadline:%Y-%m-%d %H:%M} UTC ({'; '.join(reasons)})",
+                f"the authors by {deadline.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({'; '.join(reasons)})",
             )
         results.append(TicketResult(key, ticket.url, ticket.status, approvers, approved_at, outcome, reasons))
     return tuple(results)
