@@ -366,6 +366,67 @@ def test_bad_credentials_raise_without_the_secret(sim: JiraSimulator) -> None:
     assert len(sim.recorder.requests) == 1  # not retried
 
 
+# What a failure may tell the public (check runs, deployment comments) and what only the log may.
+INTERNAL = "MARKER-7f3a: upstream jira-db.internal.example:5432 refused"
+
+
+def test_jira_down_has_a_public_summary_without_its_url_or_answer(cloud: JiraSimulator) -> None:
+    cloud.add_ticket("PAY-1")
+    cloud.fault_messages[503] = [INTERNAL]
+    cloud.faults.down = True
+
+    with pytest.raises(JiraUnavailable) as caught:
+        fast_gateway(cloud.url, retries=1).fetch_tickets(["PAY-1"])
+
+    assert caught.value.summary == "Jira answered HTTP 503; re-run when it is back"
+    assert (caught.value.kind, caught.value.status) == ("unavailable", 503)
+    assert cloud.url in caught.value.detail and str(caught.value) == caught.value.detail
+
+
+def test_an_unexpected_answer_keeps_jiras_body_out_of_the_summary(cloud: JiraSimulator) -> None:
+    cloud.add_ticket("PAY-1")
+    gateway = fast_gateway(cloud.url)
+    gateway.fetch_tickets(["PAY-404"])  # connect and warm the field cache
+    cloud.fault_messages[400] = [INTERNAL]
+    cloud.faults.fail_path("/search/jql", 400)
+
+    with pytest.raises(JiraUnavailable) as caught:
+        gateway.fetch_tickets(["PAY-1"])
+
+    assert caught.value.summary == (
+        "Jira answered HTTP 400 to a ticket read; re-run, and if it happens again "
+        "an administrator will find the details in Countersign's log (jira.unavailable)"
+    )
+    assert INTERNAL in caught.value.detail
+    assert INTERNAL not in caught.value.summary and cloud.url not in caught.value.summary
+
+
+def test_timeouts_refused_credentials_and_no_connection_say_so_publicly(cloud: JiraSimulator) -> None:
+    cloud.add_ticket("PAY-1")
+    gateway = fast_gateway(cloud.url, timeout=0.3, retries=0)
+    gateway.fetch_tickets(["PAY-404"])
+    cloud.faults.hang = 1.0
+    with pytest.raises(JiraUnavailable) as slow:
+        gateway.fetch_tickets(["PAY-1"])
+    cloud.faults.hang = 0.0
+    cloud.bad_credentials = True
+    with pytest.raises(JiraUnavailable) as refused:
+        fast_gateway(cloud.url).fetch_tickets(["PAY-1"])
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(JiraUnavailable) as nobody:
+        fast_gateway(f"http://127.0.0.1:{port}", retries=0).fetch_tickets(["PAY-1"])
+
+    assert slow.value.summary == "Jira did not answer in time; re-run when it is back"
+    assert refused.value.summary == (
+        "Jira refused Countersign's credentials (HTTP 401); an administrator must check JIRA_USER and JIRA_TOKEN, "
+        "then re-run"
+    )
+    assert nobody.value.summary == "Jira could not be reached; re-run when it is back"
+    assert str(port) in nobody.value.detail and str(port) not in nobody.value.summary
+
+
 def test_cloud_old_search_answers_410(cloud: JiraSimulator) -> None:
     for path in ("/rest/api/2/search", "/rest/api/3/search"):
         answer = requests.get(f"{cloud.url}{path}", params={"jql": "key = PAY-1"}, timeout=5)

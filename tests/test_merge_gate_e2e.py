@@ -229,6 +229,61 @@ def test_jira_down_never_passes(live_app: LiveApp, repo: str) -> None:
     assert "re-run" in check["output"]["title"] or "Jira" in check["output"]["title"]
 
 
+# Something only Jira's operators should read: it may be in Jira's error bodies, never in a public check run.
+INTERNAL = "MARKER-7f3a: upstream jira-db.internal.example:5432 refused"
+
+
+def public_text(check: dict) -> str:
+    output = check["output"]
+    return "\n".join(output.get(part) or "" for part in ("title", "summary", "text"))
+
+
+def test_jira_down_publishes_what_to_do_but_not_its_url_or_answer(live_app: LiveApp, repo: str) -> None:
+    live_app.jira.add_ticket("PAY-1", status="In Review")
+    live_app.jira.fault_messages[503] = [f"{INTERNAL} (see {live_app.jira.url}/status)"]
+    live_app.jira.faults.down = True
+    _, sha = open_pr(live_app, repo, title="PAY-1: refunds")
+
+    check = completed_check(live_app.github, repo, sha)
+
+    assert check["conclusion"] == "failure"
+    assert check["output"]["title"] == "PAY-1 could not be read: Jira answered HTTP 503; re-run when it is back"
+    assert "MARKER-7f3a" not in public_text(check)
+    assert live_app.jira.url not in public_text(check)
+    assert "127.0.0.1" not in public_text(check)
+
+
+def test_an_unexpected_jira_answer_is_not_published(live_app: LiveApp, repo: str) -> None:
+    live_app.jira.add_ticket("PAY-1", status="In Review")
+    live_app.jira.fault_messages[400] = [INTERNAL]
+    live_app.jira.faults.fail_path("/search/jql", 400)
+    _, sha = open_pr(live_app, repo, title="PAY-1: refunds")
+
+    check = completed_check(live_app.github, repo, sha)
+
+    assert check["conclusion"] == "failure"
+    assert check["output"]["title"] == (
+        "PAY-1 could not be read: Jira answered HTTP 400 to a ticket read; re-run, and if it happens again "
+        "an administrator will find the details in Countersign's log (jira.unavailable)"
+    )
+    assert "MARKER-7f3a" not in public_text(check)
+    assert live_app.jira.url not in public_text(check)
+
+
+def test_refused_jira_credentials_say_who_must_act(live_app: LiveApp, repo: str) -> None:
+    live_app.jira.add_ticket("PAY-1", status="In Review")
+    live_app.jira.bad_credentials = True
+    _, sha = open_pr(live_app, repo, title="PAY-1: refunds")
+
+    check = completed_check(live_app.github, repo, sha)
+
+    assert check["output"]["title"] == (
+        "PAY-1 could not be read: Jira refused Countersign's credentials (HTTP 401); an administrator must check "
+        "JIRA_USER and JIRA_TOKEN, then re-run"
+    )
+    assert live_app.jira.url not in public_text(check)
+
+
 def test_invalid_config_fails_the_check_with_the_error_and_line(live_app: LiveApp, repo: str) -> None:
     live_app.github.put_file(repo, ".github/countersign.yml", "jira:\n  approval_source: email\n")
     _, sha = open_pr(live_app, repo, title="PAY-1")

@@ -107,9 +107,13 @@ def test_unknown_ticket_is_named() -> None:
 
 
 def test_jira_error_blocks_and_says_to_rerun() -> None:
-    verdict = evaluate_pull_request(pr_facts(jira_error="Jira did not answer"), POLICY)
+    error = "Jira did not answer in time; re-run when it is back"
+    verdict = evaluate_pull_request(pr_facts(jira_error=error), POLICY)
     assert verdict.outcome is Outcome.ERROR
     assert not verdict.passed
+    assert verdict.title == f"PAY-1 could not be read: {error}"
+    two = evaluate_pull_request(pr_facts(title="PAY-1 and PAY-2", jira_error=error), POLICY)
+    assert two.title == f"PAY-1 could not be read: {error} (and 1 more ticket(s))"
 
 
 def test_reopened_after_approval_needs_new_approval() -> None:

@@ -52,8 +52,9 @@ def gather_tickets(
     try:
         return jira.fetch_tickets(keys, include_jsm=policy.approval_source == "jsm", fresh=fresh), None
     except JiraUnavailable as exc:
-        log.warning("jira.unavailable", extra={"error": str(exc)})
-        return TicketLookup({}, frozenset()), str(exc)
+        # The detail (Jira's URL, its answer) stays in the log; the facts get what may be published.
+        log.warning("jira.unavailable", extra={"error": exc.detail, "kind": exc.kind, "status": exc.status})
+        return TicketLookup({}, frozenset()), exc.summary
 
 
 @dataclass(frozen=True)

@@ -217,6 +217,10 @@ def _title(verdict: Verdict) -> str:
         errors = [f for f in verdict.findings if f.outcome is Outcome.ERROR]
         if errors:
             return f"{errors[0].summary}: {(errors[0].reasons or ('',))[0]}"[:200]
+        unread = [t for t in verdict.tickets if t.outcome is Outcome.ERROR and t.reasons]
+        if unread:  # the reason says what went wrong (down, refused credentials) and what to do
+            more = f" (and {len(unread) - 1} more ticket(s))" if len(unread) > 1 else ""
+            return f"{unread[0].reasons[0]}{more}"[:250]
         return "Jira could not be reached; re-run this check once it is back"
     if verdict.outcome is Outcome.FAILED:
         reasons = [r for r in verdict.reasons() if r]
