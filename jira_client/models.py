@@ -85,6 +85,7 @@ class JsmApprovalDecision:
     approvers: tuple[tuple[JiraUser, str], ...]  # (approver, their decision: approved | declined | pending)
     completed_at: datetime | None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    created_at: datetime | None = None  # when the approval was asked for
 
 
 @dataclass(frozen=True)

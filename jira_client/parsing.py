@@ -102,6 +102,7 @@ def parse_jsm_approvals(pages: Iterable[Mapping[str, Any]]) -> tuple[JsmApproval
                     approvers=approvers,
                     completed_at=_parse_date_dto(raw.get("completedDate")),
                     raw=dict(raw),
+                    created_at=_parse_date_dto(raw.get("createdDate")),
                 )
             )
     return tuple(decisions)

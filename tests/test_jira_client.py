@@ -459,8 +459,9 @@ def test_data_center_times_in_the_servers_zone_are_read_as_utc() -> None:
     assert (approval.at, approval.at.tzinfo) == (T0 + timedelta(hours=1), UTC)
     assert f"{approval.at:%Y-%m-%d %H:%M}" == "2024-01-18 07:27"
     (decision,) = lookup.tickets["ITSM-1"].jsm_approvals or ()
-    assert decision.completed_at == T0
+    assert (decision.completed_at, decision.created_at) == (T0, T0 - timedelta(hours=3))
     assert decision.completed_at is not None and decision.completed_at.tzinfo is UTC
+    assert decision.created_at is not None and decision.created_at.tzinfo is UTC
 
 
 # ----- JSM approvals -----
@@ -491,6 +492,36 @@ def test_jsm_approvals_are_read_and_parsed(sim: JiraSimulator) -> None:
     assert sim.recorder.requests == []
     plain = fast_gateway(sim.url).fetch_tickets(["ITSM-1"]).tickets["ITSM-1"]
     assert plain.jsm_approvals is None
+
+
+def test_a_later_jsm_decline_outlives_the_approval_before_it(sim: JiraSimulator) -> None:
+    from gating.policy.config import build_policy
+    from gating.policy.ticket_approval import evaluate_ticket_approval
+
+    policy = build_policy({"jira": {"approval_source": "jsm"}})
+    for key in ("ITSM-1", "ITSM-2"):
+        sim.add_ticket(key, issue_type="Change")
+        sim.transition(key, "Approved", by="acc-bob", at=T0)
+    early, late = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
+    # ITSM-1: approved, then a second approval declined. ITSM-2: declined, then approved. Jira lists
+    # them in the order they were created.
+    sim.set_jsm_approval("ITSM-1", [("acc-bob", "approved")], "approved", early, name="Manager")
+    sim.set_jsm_approval("ITSM-1", [("acc-alice", "declined")], "declined", late, name="CAB")
+    sim.set_jsm_approval("ITSM-2", [("acc-alice", "declined")], "declined", early, name="Manager")
+    sim.set_jsm_approval("ITSM-2", [("acc-bob", "approved")], "approved", late, name="CAB")
+
+    lookup = fast_gateway(sim.url).fetch_tickets(["ITSM-1", "ITSM-2"], include_jsm=True)
+
+    declined = evaluate_ticket_approval(lookup.tickets["ITSM-1"], policy)
+    assert declined.approval is None
+    assert declined.problem == (
+        "ITSM-1's latest Jira Service Management approval 'CAB' was declined on 2024-01-18 08:27 UTC; "
+        "it needs a new approval"
+    )
+    approved = evaluate_ticket_approval(lookup.tickets["ITSM-2"], policy).approval
+    assert approved is not None
+    assert ([a.display_name for a in approved.approvers], approved.approved_at) == (["Bob Approver"], late)
+    assert approved.record["name"] == "CAB"
 
 
 # ----- auth -----

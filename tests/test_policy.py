@@ -5,14 +5,25 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta, timezone
 
-from builders import ALICE, BOB, JIRA_ALICE, JIRA_BOB, JIRA_CAROL, NOW, a_commit, a_ticket, pr_facts
+from builders import (
+    ALICE,
+    BOB,
+    JIRA_ALICE,
+    JIRA_BOB,
+    JIRA_CAROL,
+    NOW,
+    a_commit,
+    a_jsm_decision,
+    a_ticket,
+    pr_facts,
+)
 
 from gating.policy.config import build_policy
 from gating.policy.facts import GitHubPerson, Review
 from gating.policy.pull_request import evaluate_pull_request
 from gating.policy.ticket_keys import find_keys
-from gating.policy.verdict import Outcome
-from jira_client.models import JiraUser
+from gating.policy.verdict import Outcome, Verdict
+from jira_client.models import JiraUser, JsmApprovalDecision
 
 POLICY = build_policy()
 
@@ -169,3 +180,56 @@ def test_jsm_approval_source() -> None:
     assert verdict.passed
     assert verdict.tickets[0].approvers == ("Carol Approver",)
     assert not evaluate_pull_request(pr_facts(tickets=(replace(ticket, jsm_approvals=()),)), policy).passed
+
+
+JSM = build_policy({"jira": {"approval_source": "jsm"}})
+
+
+def jsm_verdict(*decisions: JsmApprovalDecision) -> Verdict:
+    ticket = replace(a_ticket("PAY-1"), jsm_approvals=decisions)
+    return evaluate_pull_request(pr_facts(tickets=(ticket,)), JSM)
+
+
+def test_a_jsm_approval_declined_later_no_longer_counts() -> None:
+    approved = a_jsm_decision("approved", NOW - timedelta(hours=3))
+    declined = a_jsm_decision("declined", NOW - timedelta(hours=1), ((JIRA_BOB, "declined"),), name="CAB review")
+
+    verdict = jsm_verdict(approved, declined)
+
+    assert verdict.outcome is Outcome.FAILED
+    assert verdict.reasons() == (
+        "PAY-1's latest Jira Service Management approval 'CAB review' was declined on 2026-11-30 11:00 UTC; "
+        "it needs a new approval",
+    )
+    assert jsm_verdict(declined, approved).outcome is Outcome.FAILED  # listed in either order: time decides
+
+
+def test_a_jsm_approval_given_after_a_decline_counts() -> None:
+    declined = a_jsm_decision("declined", NOW - timedelta(hours=3), ((JIRA_BOB, "declined"),))
+    approved = a_jsm_decision("approved", NOW - timedelta(hours=1))
+
+    verdict = jsm_verdict(approved, declined)
+
+    assert verdict.passed
+    assert (verdict.tickets[0].approvers, verdict.tickets[0].approved_at) == (
+        ("Carol Approver",),
+        NOW - timedelta(hours=1),
+    )
+
+
+def test_the_latest_jsm_approval_is_found_by_completion_then_creation_then_order() -> None:
+    approved = a_jsm_decision("approved", NOW - timedelta(hours=3))
+    pending = a_jsm_decision("pending", None, ((JIRA_BOB, "pending"),), created_at=NOW - timedelta(hours=2))
+    assert jsm_verdict(approved, pending).reasons() == (
+        "PAY-1's latest Jira Service Management approval 'Change approval' is still pending; "
+        "it counts once it is approved",
+    )
+    older_request = replace(pending, created_at=NOW - timedelta(hours=4))
+    assert jsm_verdict(older_request, approved).passed
+    undated_declined = a_jsm_decision("declined", None, ((JIRA_BOB, "declined"),))
+    undated_approved = a_jsm_decision("approved", None)
+    assert not jsm_verdict(undated_approved, undated_declined).passed
+    assert jsm_verdict(undated_declined, undated_approved).reasons() == (
+        "PAY-1's approval 'Change approval' has no completion time; approval time unknown",
+    )
+    assert jsm_verdict().reasons() == ("PAY-1 has no Jira Service Management approval",)
