@@ -43,3 +43,41 @@ def test_approval_times_are_shown_in_utc(live_app: LiveApp, repo: str) -> None:
     check = completed_check(live_app.github, repo, sha)
     assert check["conclusion"] == "success", check["output"]["title"]
     assert "| Approved | Bob Builder | 2024-01-18 06:27 UTC | ✅ passed |" in check["output"]["summary"]
+
+
+def test_a_noreply_commit_email_does_not_tell_a_data_center_approver_apart(live_app: LiveApp, repo: str) -> None:
+    live_app.github.put_file(repo, ".github/countersign.yml", "jira:\n  projects: [PAY]\n")
+    live_app.jira.add_ticket("PAY-2", status="In Review")
+    live_app.jira.transition("PAY-2", "Approved", by="alice")
+    private = Person("Alice Author", "1234+alice@users.noreply.github.com", "alice")  # GitHub's private address
+
+    sha = open_pr(live_app, repo, "PAY-2: refunds", private)
+
+    check = completed_check(live_app.github, repo, sha)
+    assert check["conclusion"] == "failure"
+    assert check["output"]["summary"].count("cannot tell") == 1
+    assert (
+        "PAY-2: cannot tell whether Jira user Alice Author (username alice) is GitHub user alice (the PR author, the "
+        f"author of {sha[:7]} and the committer of {sha[:7]}): alice's commits show only a GitHub noreply e-mail, "
+        "which says nothing about their Jira account; add alice's Jira username under `identities` in "
+        ".github/countersign.yml (`alice: alice` if that is them)"
+    ) in check["output"]["summary"]
+
+
+def test_a_data_center_user_without_an_email_is_not_cleared_by_an_email_mapping(live_app: LiveApp, repo: str) -> None:
+    live_app.github.put_file(repo, ".github/countersign.yml", "identities:\n  alice: alice@corp.example\n")
+    # Alice's second account, whose e-mail the server does not show.
+    live_app.jira.add_user("JIRAUSER10002", "Alice (admin)", email="alice@corp.example", name="awong", hide_email=True)
+    live_app.jira.add_ticket("PAY-3", status="In Review")
+    live_app.jira.transition("PAY-3", "Approved", by="awong")
+
+    sha = open_pr(live_app, repo, "PAY-3: refunds", Person("Alice Author", "alice@corp.example", "alice"))
+
+    check = completed_check(live_app.github, repo, sha)
+    assert check["conclusion"] == "failure"
+    assert (
+        "Jira does not show this user's e-mail; add alice's Jira username under `identities`"
+        in (check["output"]["summary"])
+    )
+    assert "(`alice: awong` if that is them)" in check["output"]["summary"]
+    assert not check["output"]["text"]  # no advice about e-mails on Data Center

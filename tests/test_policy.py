@@ -75,14 +75,76 @@ def test_identity_mapping_beats_email_and_hidden_email_fails_closed() -> None:
     verdict = evaluate_pull_request(facts, POLICY)
     assert verdict.outcome is Outcome.FAILED
     assert verdict.reasons() == (
-        "PAY-1: cannot tell whether Jira user Mystery Person (acc-x) is GitHub user alice (the PR author, "
-        f"the author of {sha} and the committer of {sha}); add `alice: <Jira accountId, username or e-mail>` "
-        "under `identities` in .github/countersign.yml",
+        "PAY-1: cannot tell whether Jira user Mystery Person (accountId acc-x) is GitHub user alice (the PR author, "
+        f"the author of {sha} and the committer of {sha}): Jira does not show this user's e-mail; add alice's Jira "
+        "accountId under `identities` in .github/countersign.yml (`alice: acc-x` if that is them)",
     )
     mapped = build_policy({"identities": {"alice": "acc-alice"}})
     assert evaluate_pull_request(pr_facts(tickets=(a_ticket("PAY-1", approver=hidden),)), mapped).passed
     same = build_policy({"identities": {"alice": "acc-x"}})
     assert not evaluate_pull_request(pr_facts(tickets=(a_ticket("PAY-1", approver=hidden),)), same).passed
+
+
+def test_an_email_mapping_never_passes_an_approver_whose_email_jira_hides() -> None:
+    # PRODUCT.md's own example on Jira Cloud, where Alice's e-mail is hidden: she approved her own ticket.
+    policy = build_policy({"identities": {"alice": "alice@example.com"}})
+    hidden = JiraUser(account_id="5b10ac8d82e05b22cc7d4ef5", display_name="Alice Author")
+    facts = pr_facts(tickets=(a_ticket("PAY-1", approver=hidden),))
+    sha = facts.commits[0].short_sha
+
+    verdict = evaluate_pull_request(facts, policy)
+
+    assert verdict.outcome is Outcome.FAILED
+    assert verdict.title == verdict.reasons()[0][:200]
+    assert verdict.reasons() == (
+        "PAY-1: cannot tell whether Jira user Alice Author (accountId 5b10ac8d82e05b22cc7d4ef5) is GitHub user alice "
+        f"(the PR author, the author of {sha} and the committer of {sha}): Jira does not show this user's e-mail; "
+        "add alice's Jira accountId under `identities` in .github/countersign.yml "
+        "(`alice: 5b10ac8d82e05b22cc7d4ef5` if that is them)",
+    )
+    mapped = build_policy({"identities": {"alice": "5b10ac8d82e05b22cc7d4ef5"}})
+    assert [t.reasons for t in evaluate_pull_request(facts, mapped).tickets] == [
+        (
+            f"PAY-1: Alice Author approved it but is also the PR author, the author of {sha} and the committer "
+            f"of {sha}; ask someone else to approve it",
+        )
+    ]
+
+
+def test_a_noreply_commit_email_never_tells_a_data_center_approver_apart() -> None:
+    alice = GitHubPerson(login="alice", name="Alice Author", email="1234+alice@users.noreply.github.com")
+    dc_alice = JiraUser(name="alice", key="JIRAUSER10000", email="alice@corp.example", display_name="Alice Author")
+    facts = pr_facts(commits=(a_commit("Add refunds", author=alice),), tickets=(a_ticket("PAY-1", approver=dc_alice),))
+    sha = facts.commits[0].short_sha
+
+    verdict = evaluate_pull_request(facts, POLICY)
+
+    assert verdict.outcome is Outcome.FAILED
+    assert verdict.reasons() == (
+        "PAY-1: cannot tell whether Jira user Alice Author (username alice) is GitHub user alice (the PR author, "
+        f"the author of {sha} and the committer of {sha}): alice's commits show only a GitHub noreply e-mail, "
+        "which says nothing about their Jira account; add alice's Jira username under `identities` in "
+        ".github/countersign.yml (`alice: alice` if that is them)",
+    )
+    assert evaluate_pull_request(facts, build_policy({"identities": {"alice": "alice2"}})).passed
+
+
+def test_email_identities_on_jira_cloud_are_warned_about_without_failing() -> None:
+    policy = build_policy({"identities": {"alice": "alice@example.com", "bob": "acc-bob"}})
+    facts = replace(pr_facts(tickets=(a_ticket("PAY-1", approver=JIRA_BOB),)), jira_cloud=True)
+
+    verdict = evaluate_pull_request(facts, policy)
+
+    assert verdict.passed
+    (warning,) = [f for f in verdict.findings if f.rule == "identities"]
+    assert warning.outcome is Outcome.PASSED
+    assert warning.reasons == (
+        "`identities` maps alice to e-mail addresses, but Jira Cloud hides e-mail addresses by default, so "
+        "Countersign often cannot match them: map each login to its Jira accountId instead (`alice: <accountId>`; "
+        "it ends the address of the user's Jira profile page)",
+    )
+    on_data_center = evaluate_pull_request(replace(facts, jira_cloud=False), policy)
+    assert [f for f in on_data_center.findings if f.rule == "identities"] == []
 
 
 def test_commit_with_no_ticket_fails_when_the_pr_names_none() -> None:

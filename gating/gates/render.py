@@ -90,6 +90,9 @@ def render_check_run(verdict: Verdict) -> CheckRunOutput:
                 sections.append(f"- {_ICONS[finding.outcome]} **{cell(finding.rule)}**: {cell(reason)}")
     summary = _cap("\n".join(sections))
     details: list[str] = []
+    advice = [r for f in verdict.findings if f.outcome is Outcome.PASSED for r in f.reasons]
+    if advice:  # passing findings with reasons are advice, e.g. about the identities mapping
+        details += ["### Warnings", "", *(f"- {cell(reason)}" for reason in advice), ""]
     if verdict.uncovered_commits:
         details += ["### Commits with no Jira ticket", ""]
         details += [

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from gating.policy.config import Policy
 from gating.policy.facts import Commit, GitHubPerson, PullRequestFacts
 from gating.policy.review_freshness import evaluate_review
-from gating.policy.separation_of_duties import check_separation, is_github_itself
+from gating.policy.separation_of_duties import check_separation, identity_warnings, is_github_itself
 from gating.policy.ticket_approval import evaluate_ticket_approval
 from gating.policy.ticket_keys import find_keys, sort_keys
 from gating.policy.verdict import Finding, Outcome, TicketResult, Verdict
@@ -53,7 +53,12 @@ def collect_references(
 
 
 def known_emails(commits: Iterable[Commit]) -> dict[str, frozenset[str]]:
-    """E-mails GitHub linked to a login on commits: GitHub verified them for that account."""
+    """E-mails on commits GitHub attributed to a login, by login: GitHub verified them for that account.
+
+    A commit's e-mail is typed by whoever commits; it says something about a login only because
+    GitHub linked that commit to the login. E-mails of unattributed commits are left out, and
+    noreply addresses are kept but prove no difference (separation_of_duties decides what counts).
+    """
     emails: dict[str, set[str]] = {}
     for commit in commits:
         for person in (commit.author, commit.committer):
@@ -168,6 +173,9 @@ def evaluate_pull_request(facts: PullRequestFacts, policy: Policy) -> Verdict:
         )
     elif not references.all_keys and facts.commits and not all(policy.is_exempt(c.author.login) for c in facts.commits):
         findings.append(Finding("traceability", Outcome.FAILED, "no Jira ticket referenced"))
+    warnings = identity_warnings(policy.identities, jira_cloud=facts.jira_cloud)
+    if warnings:  # advice, not a failure: it passes, and the check run's details show it
+        findings.append(Finding("identities", Outcome.PASSED, "identities may not match on Jira Cloud", warnings))
     if policy.require_review and facts.number is not None:
         excluded = {facts.author.casefold()} | {
             p.login.casefold() for c in facts.commits for p in (c.author, c.committer) if p.login
