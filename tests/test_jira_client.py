@@ -383,6 +383,25 @@ def test_jira_down_has_a_public_summary_without_its_url_or_answer(cloud: JiraSim
     assert cloud.url in caught.value.detail and str(caught.value) == caught.value.detail
 
 
+def test_the_gate_facts_get_the_summary_and_the_log_gets_the_detail(
+    cloud: JiraSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    from gating.gates.gather import gather_tickets
+    from gating.policy.config import build_policy
+
+    cloud.fault_messages[503] = [INTERNAL]
+    cloud.faults.down = True
+
+    with caplog.at_level("WARNING", logger="gating.gates.gather"):
+        lookup, error = gather_tickets(fast_gateway(cloud.url, retries=0), ["PAY-1"], build_policy())
+
+    assert (lookup.tickets, error) == ({}, "Jira answered HTTP 503; re-run when it is back")
+    (record,) = [r for r in caplog.records if r.name == "gating.gates.gather"]
+    assert record.getMessage() == "jira.unavailable"
+    assert cloud.url in record.__dict__["error"]
+    assert (record.__dict__["kind"], record.__dict__["status"]) == ("unavailable", 503)
+
+
 def test_an_unexpected_answer_keeps_jiras_body_out_of_the_summary(cloud: JiraSimulator) -> None:
     cloud.add_ticket("PAY-1")
     gateway = fast_gateway(cloud.url)
