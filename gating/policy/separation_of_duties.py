@@ -14,8 +14,10 @@ What counts as an identifier, and why:
 - A commit's e-mail is whatever its author typed. It counts for a login only because GitHub
   attributed the commit to that login (so the login owns the e-mail); an e-mail GitHub linked to
   no account may show sameness (that fails closed) but never a difference.
-- An e-mail in `identities` proves no difference either by the reverse route (Data Center allows
-  two accounts one e-mail), only when compared with the approver's own e-mail.
+- An approver whose account `identities` maps to another login is that login, not this person.
+  An approver whose *e-mail* `identities` maps to another login is not settled that way (Data
+  Center lets two accounts share an e-mail); the e-mail still counts against the approver's own.
+- A GitHub login and a Jira username are different kinds: `alice` on both proves nothing.
 """
 
 from __future__ import annotations
