@@ -46,10 +46,14 @@ _KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]*-[1-9][0-9]*$")
 class _Transient(Exception):
     """A failure worth retrying: 429, 5xx, connection error, timeout."""
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, reason: str, retry_after: float | None = None, *, kind: str = "unavailable", status: int | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.kind = kind  # unavailable | timeout | connection, as JiraUnavailable names them
+        self.status = status
 
 
 class JiraGateway:
@@ -118,7 +122,9 @@ class JiraGateway:
             except JIRAError as exc:  # an answer we cannot use (e.g. an unexpected 400/404)
                 log.warning("jira.unavailable status=%s", exc.status_code)
                 raise JiraUnavailable(
-                    f"Jira at {self._url} answered HTTP {exc.status_code} to a ticket read: {exc.text or 'no details'}"
+                    f"Jira at {self._url} answered HTTP {exc.status_code} to a ticket read: {exc.text or 'no details'}",
+                    kind="unexpected",
+                    status=exc.status_code,
                 ) from None
             tickets.update(found)
             unknown |= not_found
@@ -360,7 +366,9 @@ class JiraGateway:
             log.warning("jira.unavailable url=%s what=%s reason=%s", self._url, what, exc.reason)
             raise JiraUnavailable(
                 f"Jira at {self._url} did not answer the {what} request after {self._retries + 1} attempts "
-                f"({exc.reason}); it may be down or overloaded, try again later"
+                f"({exc.reason}); it may be down or overloaded, try again later",
+                kind=exc.kind,
+                status=exc.status,
             ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -374,17 +382,19 @@ class JiraGateway:
                 log.warning("jira.unavailable url=%s reason=credentials status=%s", self._url, status)
                 raise JiraUnavailable(
                     f"Jira rejected the credentials (HTTP {status}) at {self._url}; "
-                    "check the configured Jira user and API token"
+                    "check the configured Jira user and API token",
+                    kind="credentials",
+                    status=status,
                 ) from None
             if status is None or status == 429 or status >= 500:
-                raise _Transient(f"HTTP {status}", _retry_after(exc.response)) from None
+                raise _Transient(f"HTTP {status}", _retry_after(exc.response), status=status) from None
             raise
         except requests.Timeout:
             self._drop_client()
-            raise _Transient(f"no answer within {self._timeout:g} s") from None
+            raise _Transient(f"no answer within {self._timeout:g} s", kind="timeout") from None
         except requests.ConnectionError:
             self._drop_client()
-            raise _Transient("connection failed") from None
+            raise _Transient("connection failed", kind="connection") from None
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

@@ -8,7 +8,38 @@ from typing import Any
 
 
 class JiraUnavailable(Exception):
-    """Jira could not answer (down, timing out, 5xx after retries, bad credentials)."""
+    """Jira could not answer (down, timing out, 5xx after retries, bad credentials).
+
+    `str()` is the `detail`, for the log: Jira's URL, the request and what Jira answered. `summary` is
+    what may be published — check runs and deployment comments are read by everyone who can read
+    the repository, who need not learn Jira's internal address or its error bodies: what went wrong
+    in a few words, and what to do.
+    """
+
+    def __init__(self, detail: str, *, kind: str, status: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.kind = kind  # unavailable | timeout | connection | credentials | unexpected
+        self.status = status
+
+    @property
+    def summary(self) -> str:
+        http = f"HTTP {self.status}" if self.status is not None else "an error"
+        if self.kind == "credentials":
+            return (
+                f"Jira refused Countersign's credentials ({http}); an administrator must check JIRA_USER and "
+                "JIRA_TOKEN, then re-run"
+            )
+        if self.kind == "unexpected":
+            return (
+                f"Jira answered {http} to a ticket read; re-run, and if it happens again an administrator "
+                "will find the details in Countersign's log (jira.unavailable)"
+            )
+        if self.kind == "timeout":
+            return "Jira did not answer in time; re-run when it is back"
+        if self.kind == "connection" or self.status is None:
+            return "Jira could not be reached; re-run when it is back"
+        return f"Jira answered {http}; re-run when it is back"
 
 
 @dataclass(frozen=True)
@@ -54,6 +85,7 @@ class JsmApprovalDecision:
     approvers: tuple[tuple[JiraUser, str], ...]  # (approver, their decision: approved | declined | pending)
     completed_at: datetime | None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    created_at: datetime | None = None  # when the approval was asked for
 
 
 @dataclass(frozen=True)

@@ -14,16 +14,20 @@ _TIME_FORMATS = ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z")
 
 
 def parse_datetime(value: str) -> datetime:
-    """Parse Jira's `2024-01-18T06:27:50.429+0000` (and ISO-8601 variants) into an aware datetime."""
+    """Parse Jira's `2024-01-18T06:27:50.429+0000` (and ISO-8601 variants) into a UTC datetime.
+
+    Data Center writes times in the server's zone (`…+0200`); converting here, once, means every
+    time Countersign compares, stores or prints as "UTC" is UTC.
+    """
     for fmt in _TIME_FORMATS:
         try:
-            return datetime.strptime(value, fmt)
+            return datetime.strptime(value, fmt).astimezone(UTC)
         except ValueError:
             continue
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if parsed.tzinfo is None:
         raise ValueError(f"Jira time {value!r} has no UTC offset")
-    return parsed
+    return parsed.astimezone(UTC)
 
 
 def parse_user(raw: Mapping[str, Any] | None) -> JiraUser | None:
@@ -98,6 +102,7 @@ def parse_jsm_approvals(pages: Iterable[Mapping[str, Any]]) -> tuple[JsmApproval
                     approvers=approvers,
                     completed_at=_parse_date_dto(raw.get("completedDate")),
                     raw=dict(raw),
+                    created_at=_parse_date_dto(raw.get("createdDate")),
                 )
             )
     return tuple(decisions)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 
 from gating.policy.facts import Commit, GitHubPerson, PullRequestFacts, Review
-from jira_client.models import JiraUser, StatusChange, Ticket
+from jira_client.models import JiraUser, JsmApprovalDecision, StatusChange, Ticket
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 _ids = count(1)
@@ -69,3 +69,15 @@ def pr_facts(
         jira_error=jira_error,
         evaluated_at=NOW,
     )
+
+
+def a_jsm_decision(
+    final: str,
+    completed_at: datetime | None,
+    approvers: tuple[tuple[JiraUser, str], ...] = ((JIRA_CAROL, "approved"),),
+    *,
+    created_at: datetime | None = None,
+    name: str = "Change approval",
+) -> JsmApprovalDecision:
+    """One JSM approval of a request: its final decision, who answered what, and when it was decided."""
+    return JsmApprovalDecision(str(next(_ids)), name, final, approvers, completed_at, created_at=created_at)

@@ -158,6 +158,23 @@ def test_jira_down_never_approves(live_app: LiveApp, repo: str) -> None:
     assert progress and progress[0]["comment"].startswith("Countersign is waiting: Jira could not be read")
 
 
+def test_jira_down_is_explained_without_its_url_or_answer(live_app: LiveApp, repo: str) -> None:
+    approved(live_app, "PAY-1")
+    sha = setup_release(live_app, repo, ["PAY-1 change"])
+    internal = "MARKER-7f3a: upstream jira-db.internal.example:5432 refused"
+    live_app.jira.fault_messages[503] = [f"{internal} (see {live_app.jira.url}/status)"]
+    live_app.jira.faults.down = True
+    deploy(live_app, repo, sha)
+
+    (answer,) = answers(live_app, repo)
+
+    assert answer["state"] == "rejected"
+    assert "- Jira could not be read: Jira answered HTTP 503; re-run when it is back" in answer["comment"]
+    published = [a["comment"] for a in live_app.github.deployment_answers(repo)]  # progress reports included
+    assert len(published) >= 2
+    assert not [c for c in published if "MARKER-7f3a" in c or live_app.jira.url in c or "127.0.0.1" in c]
+
+
 def test_callback_on_another_host_is_never_called(live_app: LiveApp, repo: str) -> None:
     approved(live_app, "PAY-1")
     sha = setup_release(live_app, repo, ["PAY-1 change"])

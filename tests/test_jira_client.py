@@ -7,7 +7,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -366,6 +366,86 @@ def test_bad_credentials_raise_without_the_secret(sim: JiraSimulator) -> None:
     assert len(sim.recorder.requests) == 1  # not retried
 
 
+# What a failure may tell the public (check runs, deployment comments) and what only the log may.
+INTERNAL = "MARKER-7f3a: upstream jira-db.internal.example:5432 refused"
+
+
+def test_jira_down_has_a_public_summary_without_its_url_or_answer(cloud: JiraSimulator) -> None:
+    cloud.add_ticket("PAY-1")
+    cloud.fault_messages[503] = [INTERNAL]
+    cloud.faults.down = True
+
+    with pytest.raises(JiraUnavailable) as caught:
+        fast_gateway(cloud.url, retries=1).fetch_tickets(["PAY-1"])
+
+    assert caught.value.summary == "Jira answered HTTP 503; re-run when it is back"
+    assert (caught.value.kind, caught.value.status) == ("unavailable", 503)
+    assert cloud.url in caught.value.detail and str(caught.value) == caught.value.detail
+
+
+def test_the_gate_facts_get_the_summary_and_the_log_gets_the_detail(
+    cloud: JiraSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    from gating.gates.gather import gather_tickets
+    from gating.policy.config import build_policy
+
+    cloud.fault_messages[503] = [INTERNAL]
+    cloud.faults.down = True
+
+    with caplog.at_level("WARNING", logger="gating.gates.gather"):
+        lookup, error = gather_tickets(fast_gateway(cloud.url, retries=0), ["PAY-1"], build_policy())
+
+    assert (lookup.tickets, error) == ({}, "Jira answered HTTP 503; re-run when it is back")
+    (record,) = [r for r in caplog.records if r.name == "gating.gates.gather"]
+    assert record.getMessage() == "jira.unavailable"
+    assert cloud.url in record.__dict__["error"]
+    assert (record.__dict__["kind"], record.__dict__["status"]) == ("unavailable", 503)
+
+
+def test_an_unexpected_answer_keeps_jiras_body_out_of_the_summary(cloud: JiraSimulator) -> None:
+    cloud.add_ticket("PAY-1")
+    gateway = fast_gateway(cloud.url)
+    gateway.fetch_tickets(["PAY-404"])  # connect and warm the field cache
+    cloud.fault_messages[400] = [INTERNAL]
+    cloud.faults.fail_path("/search/jql", 400)
+
+    with pytest.raises(JiraUnavailable) as caught:
+        gateway.fetch_tickets(["PAY-1"])
+
+    assert caught.value.summary == (
+        "Jira answered HTTP 400 to a ticket read; re-run, and if it happens again "
+        "an administrator will find the details in Countersign's log (jira.unavailable)"
+    )
+    assert INTERNAL in caught.value.detail
+    assert INTERNAL not in caught.value.summary and cloud.url not in caught.value.summary
+
+
+def test_timeouts_refused_credentials_and_no_connection_say_so_publicly(cloud: JiraSimulator) -> None:
+    cloud.add_ticket("PAY-1")
+    gateway = fast_gateway(cloud.url, timeout=0.3, retries=0)
+    gateway.fetch_tickets(["PAY-404"])
+    cloud.faults.hang = 1.0
+    with pytest.raises(JiraUnavailable) as slow:
+        gateway.fetch_tickets(["PAY-1"])
+    cloud.faults.hang = 0.0
+    cloud.bad_credentials = True
+    with pytest.raises(JiraUnavailable) as refused:
+        fast_gateway(cloud.url).fetch_tickets(["PAY-1"])
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(JiraUnavailable) as nobody:
+        fast_gateway(f"http://127.0.0.1:{port}", retries=0).fetch_tickets(["PAY-1"])
+
+    assert slow.value.summary == "Jira did not answer in time; re-run when it is back"
+    assert refused.value.summary == (
+        "Jira refused Countersign's credentials (HTTP 401); an administrator must check JIRA_USER and JIRA_TOKEN, "
+        "then re-run"
+    )
+    assert nobody.value.summary == "Jira could not be reached; re-run when it is back"
+    assert str(port) in nobody.value.detail and str(port) not in nobody.value.summary
+
+
 def test_cloud_old_search_answers_410(cloud: JiraSimulator) -> None:
     for path in ("/rest/api/2/search", "/rest/api/3/search"):
         answer = requests.get(f"{cloud.url}{path}", params={"jql": "key = PAY-1"}, timeout=5)
@@ -378,6 +458,29 @@ def test_data_center_has_no_enhanced_search_or_changelog_endpoint() -> None:
         sim.add_ticket("PAY-1")
         assert requests.get(f"{sim.url}/rest/api/2/search/jql", timeout=5).status_code == 404
         assert requests.get(f"{sim.url}/rest/api/2/issue/PAY-1/changelog", timeout=5).status_code == 404
+
+
+# ----- time zones -----
+
+
+def test_data_center_times_in_the_servers_zone_are_read_as_utc() -> None:
+    with running_jira("Server") as sim:
+        sim.time_zone = timezone(timedelta(hours=2))  # a server in Europe: 2024-01-18T08:27:50.429+0200
+        seed_people(sim)
+        seed_approved_ticket(sim, "PAY-1")
+        sim.add_ticket("ITSM-1", issue_type="Change")
+        sim.set_jsm_approval("ITSM-1", [("acc-bob", "approved")], "approved", T0, created_at=T0 - timedelta(hours=3))
+
+        lookup = fast_gateway(sim.url).fetch_tickets(["PAY-1", "ITSM-1"], include_jsm=True)
+
+    approval = lookup.tickets["PAY-1"].status_changes[-1]
+    assert approval.raw["created"] == "2024-01-18T09:27:50.429+0200"
+    assert (approval.at, approval.at.tzinfo) == (T0 + timedelta(hours=1), UTC)
+    assert f"{approval.at:%Y-%m-%d %H:%M}" == "2024-01-18 07:27"
+    (decision,) = lookup.tickets["ITSM-1"].jsm_approvals or ()
+    assert (decision.completed_at, decision.created_at) == (T0, T0 - timedelta(hours=3))
+    assert decision.completed_at is not None and decision.completed_at.tzinfo is UTC
+    assert decision.created_at is not None and decision.created_at.tzinfo is UTC
 
 
 # ----- JSM approvals -----
@@ -408,6 +511,36 @@ def test_jsm_approvals_are_read_and_parsed(sim: JiraSimulator) -> None:
     assert sim.recorder.requests == []
     plain = fast_gateway(sim.url).fetch_tickets(["ITSM-1"]).tickets["ITSM-1"]
     assert plain.jsm_approvals is None
+
+
+def test_a_later_jsm_decline_outlives_the_approval_before_it(sim: JiraSimulator) -> None:
+    from gating.policy.config import build_policy
+    from gating.policy.ticket_approval import evaluate_ticket_approval
+
+    policy = build_policy({"jira": {"approval_source": "jsm"}})
+    for key in ("ITSM-1", "ITSM-2"):
+        sim.add_ticket(key, issue_type="Change")
+        sim.transition(key, "Approved", by="acc-bob", at=T0)
+    early, late = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
+    # ITSM-1: approved, then a second approval declined. ITSM-2: declined, then approved. Jira lists
+    # them in the order they were created.
+    sim.set_jsm_approval("ITSM-1", [("acc-bob", "approved")], "approved", early, name="Manager")
+    sim.set_jsm_approval("ITSM-1", [("acc-alice", "declined")], "declined", late, name="CAB")
+    sim.set_jsm_approval("ITSM-2", [("acc-alice", "declined")], "declined", early, name="Manager")
+    sim.set_jsm_approval("ITSM-2", [("acc-bob", "approved")], "approved", late, name="CAB")
+
+    lookup = fast_gateway(sim.url).fetch_tickets(["ITSM-1", "ITSM-2"], include_jsm=True)
+
+    declined = evaluate_ticket_approval(lookup.tickets["ITSM-1"], policy)
+    assert declined.approval is None
+    assert declined.problem == (
+        "ITSM-1's latest Jira Service Management approval 'CAB' was declined on 2024-01-18 08:27 UTC; "
+        "it needs a new approval"
+    )
+    approved = evaluate_ticket_approval(lookup.tickets["ITSM-2"], policy).approval
+    assert approved is not None
+    assert ([a.display_name for a in approved.approvers], approved.approved_at) == (["Bob Approver"], late)
+    assert approved.record["name"] == "CAB"
 
 
 # ----- auth -----
@@ -472,7 +605,11 @@ def test_parse_ticket_merges_changelog_pages_without_duplicates() -> None:
 
 def test_parse_datetime_and_missing_key_messages() -> None:
     assert parse_datetime("2024-01-18T06:27:50.429+0000") == T0
-    assert parse_datetime("2016-09-28T14:01:00+0700").utcoffset() == timedelta(hours=7)
+    # Data Center writes times in its own zone: they become UTC, the zone every "UTC" label promises.
+    seven = parse_datetime("2016-09-28T14:01:00+0700")
+    assert (seven, seven.tzinfo) == (datetime(2016, 9, 28, 7, 1, tzinfo=UTC), UTC)
+    assert parse_datetime("2024-01-18T08:27:50.429+0200").tzinfo is UTC
+    assert parse_datetime("2024-01-18T06:27:50Z") == T0.replace(microsecond=0)
     assert missing_keys_from_errors(
         [
             "An issue with key 'PAY-999' does not exist for field 'key'.",

@@ -90,3 +90,43 @@ def test_server_info_names_the_deployment_type() -> None:
             assert info["versionNumbers"] and info["version"] and info["baseUrl"] == sim.url
             fields = requests.get(f"{sim.url}/rest/api/3/field", timeout=5).json()
             assert {"summary", "status", "issuetype"} <= {f["id"] for f in fields}
+
+
+def test_a_hidden_email_is_left_out_as_jira_does() -> None:
+    for flavour in ("Cloud", "Server"):
+        with running_jira(flavour) as sim:
+            shown = sim.add_user("acc-bob", "Bob Approver", email="bob@example.com", name="bob")
+            hidden = sim.add_user("acc-alice", "Alice Author", email="alice@example.com", name="alice", hide_email=True)
+            sim.add_ticket("ITSM-1", issue_type="Change")
+            sim.transition("ITSM-1", "Approved", by="acc-alice")
+            sim.set_jsm_approval("ITSM-1", [("acc-alice", "approved")], "approved", datetime(2024, 1, 1, tzinfo=UTC))
+            issue = requests.get(f"{sim.url}/rest/api/2/issue/ITSM-1", params={"expand": "changelog"}, timeout=5)
+            author = issue.json()["changelog"]["histories"][0]["author"]
+            approvals = requests.get(f"{sim.url}/rest/servicedeskapi/request/ITSM-1/approval", timeout=5).json()
+            approver = approvals["values"][0]["approvers"][0]["approver"]
+            assert "emailAddress" not in author
+            assert "emailAddress" not in approver
+            assert (hidden.email, shown.email) == (None, "bob@example.com")
+
+
+def test_times_are_written_in_the_servers_zone() -> None:
+    from datetime import timedelta, timezone
+
+    with running_jira("Server") as sim:
+        sim.time_zone = timezone(timedelta(hours=2))
+        sim.add_user("acc-bob", "Bob Approver", email="bob@example.com", name="bob")
+        sim.add_ticket("PAY-1")
+        sim.transition("PAY-1", "Approved", by="acc-bob", at=datetime(2024, 1, 18, 6, 27, 50, 429000, tzinfo=UTC))
+        issue = requests.get(f"{sim.url}/rest/api/2/issue/PAY-1", params={"expand": "changelog"}, timeout=5).json()
+        info = requests.get(f"{sim.url}/rest/api/2/serverInfo", timeout=5).json()
+    assert issue["changelog"]["histories"][0]["created"] == "2024-01-18T08:27:50.429+0200"
+    assert info["serverTimeZone"] == "Etc/GMT-2"
+
+
+def test_a_fault_can_carry_its_own_error_message() -> None:
+    with running_jira("Cloud") as sim:
+        sim.fault_messages[503] = ["upstream http://jira.internal.example:8080 said no"]
+        sim.faults.fail_next.append(503)
+        answer = requests.get(f"{sim.url}/rest/api/2/serverInfo", timeout=5)
+    assert answer.status_code == 503
+    assert answer.json() == {"errorMessages": ["upstream http://jira.internal.example:8080 said no"], "errors": {}}

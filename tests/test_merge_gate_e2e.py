@@ -63,6 +63,61 @@ def test_self_approved_ticket_fails_separation_of_duties(live_app: LiveApp, repo
     )
 
 
+def test_an_email_mapping_does_not_pass_a_self_approval_when_jira_cloud_hides_the_email(
+    live_app: LiveApp, repo: str
+) -> None:
+    # PRODUCT.md's example mapping, and Alice's Jira Cloud profile hides her e-mail (Cloud's default).
+    live_app.github.put_file(
+        repo, ".github/countersign.yml", "jira:\n  projects: [PAY]\nidentities:\n  alice: alice@example.com\n"
+    )
+    live_app.jira.add_user("5b10ac8d82e05b22cc7d4ef5", "Alice Author", email="alice@example.com", hide_email=True)
+    live_app.jira.add_ticket("PAY-103", "Self-approved", status="In Review")
+    live_app.jira.transition("PAY-103", "Approved", by="5b10ac8d82e05b22cc7d4ef5")
+    _, sha = open_pr(live_app, repo, title="PAY-103: change")
+
+    check = completed_check(live_app.github, repo, sha)
+
+    assert check["conclusion"] == "failure"
+    assert (
+        "PAY-103: cannot tell whether Jira user Alice Author (accountId 5b10ac8d82e05b22cc7d4ef5) is GitHub user "
+        f"alice (the PR author, the author of {sha[:7]} and the committer of {sha[:7]}): Jira does not show this "
+        "user's e-mail; add alice's Jira accountId under `identities` in .github/countersign.yml "
+        "(`alice: 5b10ac8d82e05b22cc7d4ef5` if that is them)"
+    ) in check["output"]["summary"]
+    assert check["output"]["text"].startswith(
+        "### Warnings\n\n- `identities` maps alice to e-mail addresses, but Jira Cloud hides e-mail addresses by "
+        "default, so Countersign often cannot match them: map each login to its Jira accountId instead"
+    )
+
+    # Mapped by accountId, the same approval is named for what it is.
+    live_app.github.put_file(repo, ".github/countersign.yml", "identities:\n  alice: 5b10ac8d82e05b22cc7d4ef5\n")
+    sha2 = live_app.github.push(repo, "feature/work", "PAY-103 follow-up", author=ALICE)
+    check = completed_check(live_app.github, repo, sha2)
+    assert check["output"]["title"].startswith("PAY-103: Alice Author approved it but is also the PR author")
+    assert not check["output"]["text"]  # no advice once the mapping is by accountId
+
+
+def test_a_commit_email_no_github_account_verified_does_not_clear_its_author(live_app: LiveApp, repo: str) -> None:
+    # Bob opens the PR; a commit on it claims an e-mail that belongs to no GitHub account. Alice approves.
+    live_app.jira.add_ticket("PAY-104", "Refunds", status="In Review")
+    live_app.jira.transition("PAY-104", "Approved", by="acc-alice")
+    unlinked = Person(name="Alice Author", email="alice@laptop.local")
+    live_app.github.add_commit(repo, "feature/refunds", "PAY-104 refunds", author=BOB)
+    sha = live_app.github.add_commit(repo, "feature/refunds", "PAY-104 more", author=unlinked)
+    live_app.github.open_pull_request(repo, head="feature/refunds", title="PAY-104: refunds", author="bob")
+
+    check = completed_check(live_app.github, repo, sha)
+
+    assert check["conclusion"] == "failure"
+    reason = (
+        "PAY-104: cannot tell whether Jira user Alice Author (accountId acc-alice) is alice@laptop.local (the "
+        f"author of {sha[:7]} and the committer of {sha[:7]}): no GitHub account has verified that e-mail, so it "
+        "proves nothing; ask its owner to add it to their GitHub account, which links the commit to their login"
+    )
+    assert reason in check["output"]["summary"]
+    assert check["output"]["title"] == reason[:200]
+
+
 def test_pr_with_no_ticket_fails_and_lists_the_commits(live_app: LiveApp, repo: str) -> None:
     _, sha = open_pr(live_app, repo, title="Refactor", messages=("Tidy up",))
     check = completed_check(live_app.github, repo, sha)
@@ -229,6 +284,61 @@ def test_jira_down_never_passes(live_app: LiveApp, repo: str) -> None:
     assert check["conclusion"] == "failure"
     assert "could not be read" in check["output"]["summary"]
     assert "re-run" in check["output"]["title"] or "Jira" in check["output"]["title"]
+
+
+# Something only Jira's operators should read: it may be in Jira's error bodies, never in a public check run.
+INTERNAL = "MARKER-7f3a: upstream jira-db.internal.example:5432 refused"
+
+
+def public_text(check: dict) -> str:
+    output = check["output"]
+    return "\n".join(output.get(part) or "" for part in ("title", "summary", "text"))
+
+
+def test_jira_down_publishes_what_to_do_but_not_its_url_or_answer(live_app: LiveApp, repo: str) -> None:
+    live_app.jira.add_ticket("PAY-1", status="In Review")
+    live_app.jira.fault_messages[503] = [f"{INTERNAL} (see {live_app.jira.url}/status)"]
+    live_app.jira.faults.down = True
+    _, sha = open_pr(live_app, repo, title="PAY-1: refunds")
+
+    check = completed_check(live_app.github, repo, sha)
+
+    assert check["conclusion"] == "failure"
+    assert check["output"]["title"] == "PAY-1 could not be read: Jira answered HTTP 503; re-run when it is back"
+    assert "MARKER-7f3a" not in public_text(check)
+    assert live_app.jira.url not in public_text(check)
+    assert "127.0.0.1" not in public_text(check)
+
+
+def test_an_unexpected_jira_answer_is_not_published(live_app: LiveApp, repo: str) -> None:
+    live_app.jira.add_ticket("PAY-1", status="In Review")
+    live_app.jira.fault_messages[400] = [INTERNAL]
+    live_app.jira.faults.fail_path("/search/jql", 400)
+    _, sha = open_pr(live_app, repo, title="PAY-1: refunds")
+
+    check = completed_check(live_app.github, repo, sha)
+
+    assert check["conclusion"] == "failure"
+    assert check["output"]["title"] == (
+        "PAY-1 could not be read: Jira answered HTTP 400 to a ticket read; re-run, and if it happens again "
+        "an administrator will find the details in Countersign's log (jira.unavailable)"
+    )
+    assert "MARKER-7f3a" not in public_text(check)
+    assert live_app.jira.url not in public_text(check)
+
+
+def test_refused_jira_credentials_say_who_must_act(live_app: LiveApp, repo: str) -> None:
+    live_app.jira.add_ticket("PAY-1", status="In Review")
+    live_app.jira.bad_credentials = True
+    _, sha = open_pr(live_app, repo, title="PAY-1: refunds")
+
+    check = completed_check(live_app.github, repo, sha)
+
+    assert check["output"]["title"] == (
+        "PAY-1 could not be read: Jira refused Countersign's credentials (HTTP 401); an administrator must check "
+        "JIRA_USER and JIRA_TOKEN, then re-run"
+    )
+    assert live_app.jira.url not in public_text(check)
 
 
 def test_invalid_config_fails_the_check_with_the_error_and_line(live_app: LiveApp, repo: str) -> None:

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from builders import ALICE, BOB, JIRA_ALICE, JIRA_BOB, JIRA_CAROL, a_commit, a_ticket, pr_facts
+from dataclasses import replace
+from datetime import timedelta, timezone
+
+from builders import (
+    ALICE,
+    BOB,
+    JIRA_ALICE,
+    JIRA_BOB,
+    JIRA_CAROL,
+    NOW,
+    a_commit,
+    a_jsm_decision,
+    a_ticket,
+    pr_facts,
+)
 
 from gating.policy.config import build_policy
 from gating.policy.facts import Commit, GitHubPerson, Review
 from gating.policy.pull_request import evaluate_pull_request
 from gating.policy.ticket_keys import find_keys
 from gating.policy.verdict import Outcome, Verdict
-from jira_client.models import JiraUser
+from jira_client.models import JiraUser, JsmApprovalDecision
 
 POLICY = build_policy()
 
@@ -61,14 +75,76 @@ def test_identity_mapping_beats_email_and_hidden_email_fails_closed() -> None:
     verdict = evaluate_pull_request(facts, POLICY)
     assert verdict.outcome is Outcome.FAILED
     assert verdict.reasons() == (
-        "PAY-1: cannot tell whether Jira user Mystery Person (acc-x) is GitHub user alice (the PR author, "
-        f"the author of {sha} and the committer of {sha}); add `alice: <Jira accountId, username or e-mail>` "
-        "under `identities` in .github/countersign.yml",
+        "PAY-1: cannot tell whether Jira user Mystery Person (accountId acc-x) is GitHub user alice (the PR author, "
+        f"the author of {sha} and the committer of {sha}): Jira does not show this user's e-mail; add alice's Jira "
+        "accountId under `identities` in .github/countersign.yml (`alice: acc-x` if that is them)",
     )
     mapped = build_policy({"identities": {"alice": "acc-alice"}})
     assert evaluate_pull_request(pr_facts(tickets=(a_ticket("PAY-1", approver=hidden),)), mapped).passed
     same = build_policy({"identities": {"alice": "acc-x"}})
     assert not evaluate_pull_request(pr_facts(tickets=(a_ticket("PAY-1", approver=hidden),)), same).passed
+
+
+def test_an_email_mapping_never_passes_an_approver_whose_email_jira_hides() -> None:
+    # PRODUCT.md's own example on Jira Cloud, where Alice's e-mail is hidden: she approved her own ticket.
+    policy = build_policy({"identities": {"alice": "alice@example.com"}})
+    hidden = JiraUser(account_id="5b10ac8d82e05b22cc7d4ef5", display_name="Alice Author")
+    facts = pr_facts(tickets=(a_ticket("PAY-1", approver=hidden),))
+    sha = facts.commits[0].short_sha
+
+    verdict = evaluate_pull_request(facts, policy)
+
+    assert verdict.outcome is Outcome.FAILED
+    assert verdict.title == verdict.reasons()[0][:200]
+    assert verdict.reasons() == (
+        "PAY-1: cannot tell whether Jira user Alice Author (accountId 5b10ac8d82e05b22cc7d4ef5) is GitHub user alice "
+        f"(the PR author, the author of {sha} and the committer of {sha}): Jira does not show this user's e-mail; "
+        "add alice's Jira accountId under `identities` in .github/countersign.yml "
+        "(`alice: 5b10ac8d82e05b22cc7d4ef5` if that is them)",
+    )
+    mapped = build_policy({"identities": {"alice": "5b10ac8d82e05b22cc7d4ef5"}})
+    assert [t.reasons for t in evaluate_pull_request(facts, mapped).tickets] == [
+        (
+            f"PAY-1: Alice Author approved it but is also the PR author, the author of {sha} and the committer "
+            f"of {sha}; ask someone else to approve it",
+        )
+    ]
+
+
+def test_a_noreply_commit_email_never_tells_a_data_center_approver_apart() -> None:
+    alice = GitHubPerson(login="alice", name="Alice Author", email="1234+alice@users.noreply.github.com")
+    dc_alice = JiraUser(name="alice", key="JIRAUSER10000", email="alice@corp.example", display_name="Alice Author")
+    facts = pr_facts(commits=(a_commit("Add refunds", author=alice),), tickets=(a_ticket("PAY-1", approver=dc_alice),))
+    sha = facts.commits[0].short_sha
+
+    verdict = evaluate_pull_request(facts, POLICY)
+
+    assert verdict.outcome is Outcome.FAILED
+    assert verdict.reasons() == (
+        "PAY-1: cannot tell whether Jira user Alice Author (username alice) is GitHub user alice (the PR author, "
+        f"the author of {sha} and the committer of {sha}): alice's commits show only a GitHub noreply e-mail, "
+        "which says nothing about their Jira account; add alice's Jira username under `identities` in "
+        ".github/countersign.yml (`alice: alice` if that is them)",
+    )
+    assert evaluate_pull_request(facts, build_policy({"identities": {"alice": "alice2"}})).passed
+
+
+def test_email_identities_on_jira_cloud_are_warned_about_without_failing() -> None:
+    policy = build_policy({"identities": {"alice": "alice@example.com", "bob": "acc-bob"}})
+    facts = replace(pr_facts(tickets=(a_ticket("PAY-1", approver=JIRA_BOB),)), jira_cloud=True)
+
+    verdict = evaluate_pull_request(facts, policy)
+
+    assert verdict.passed
+    (warning,) = [f for f in verdict.findings if f.rule == "identities"]
+    assert warning.outcome is Outcome.PASSED
+    assert warning.reasons == (
+        "`identities` maps alice to e-mail addresses, but Jira Cloud hides e-mail addresses by default, so "
+        "Countersign often cannot match them: map each login to its Jira accountId instead (`alice: <accountId>`; "
+        "it ends the address of the user's Jira profile page)",
+    )
+    on_data_center = evaluate_pull_request(replace(facts, jira_cloud=False), policy)
+    assert [f for f in on_data_center.findings if f.rule == "identities"] == []
 
 
 def test_commit_with_no_ticket_fails_when_the_pr_names_none() -> None:
@@ -139,9 +215,13 @@ def test_unknown_ticket_is_named() -> None:
 
 
 def test_jira_error_blocks_and_says_to_rerun() -> None:
-    verdict = evaluate_pull_request(pr_facts(jira_error="Jira did not answer"), POLICY)
+    error = "Jira did not answer in time; re-run when it is back"
+    verdict = evaluate_pull_request(pr_facts(jira_error=error), POLICY)
     assert verdict.outcome is Outcome.ERROR
     assert not verdict.passed
+    assert verdict.title == f"PAY-1 could not be read: {error}"
+    two = evaluate_pull_request(pr_facts(title="PAY-1 and PAY-2", jira_error=error), POLICY)
+    assert two.title == f"PAY-1 could not be read: {error} (and 1 more ticket(s))"
 
 
 def test_reopened_after_approval_needs_new_approval() -> None:
@@ -174,6 +254,9 @@ def test_emergency_label_passes_unapproved_ticket_as_emergency() -> None:
     assert verdict.outcome is Outcome.EMERGENCY
     assert verdict.passed
     assert "by 2026-12-03 12:00 UTC" in verdict.tickets[0].reasons[0]
+    # The deadline is printed in UTC even when the evaluation's clock is in another zone.
+    later = replace(facts, evaluated_at=NOW.astimezone(timezone(timedelta(hours=2))))
+    assert "by 2026-12-03 12:00 UTC" in evaluate_pull_request(later, POLICY).tickets[0].reasons[0]
 
 
 def test_jsm_approval_source() -> None:
@@ -190,9 +273,60 @@ def test_jsm_approval_source() -> None:
         ((JIRA_CAROL, "approved"), (JIRA_BOB, "pending")),
         datetime(2026, 11, 29, tzinfo=UTC),
     )
-    from dataclasses import replace
-
     verdict = evaluate_pull_request(pr_facts(tickets=(replace(ticket, jsm_approvals=(decision,)),)), policy)
     assert verdict.passed
     assert verdict.tickets[0].approvers == ("Carol Approver",)
     assert not evaluate_pull_request(pr_facts(tickets=(replace(ticket, jsm_approvals=()),)), policy).passed
+
+
+JSM = build_policy({"jira": {"approval_source": "jsm"}})
+
+
+def jsm_verdict(*decisions: JsmApprovalDecision) -> Verdict:
+    ticket = replace(a_ticket("PAY-1"), jsm_approvals=decisions)
+    return evaluate_pull_request(pr_facts(tickets=(ticket,)), JSM)
+
+
+def test_a_jsm_approval_declined_later_no_longer_counts() -> None:
+    approved = a_jsm_decision("approved", NOW - timedelta(hours=3))
+    declined = a_jsm_decision("declined", NOW - timedelta(hours=1), ((JIRA_BOB, "declined"),), name="CAB review")
+
+    verdict = jsm_verdict(approved, declined)
+
+    assert verdict.outcome is Outcome.FAILED
+    assert verdict.reasons() == (
+        "PAY-1's latest Jira Service Management approval 'CAB review' was declined on 2026-11-30 11:00 UTC; "
+        "it needs a new approval",
+    )
+    assert jsm_verdict(declined, approved).outcome is Outcome.FAILED  # listed in either order: time decides
+
+
+def test_a_jsm_approval_given_after_a_decline_counts() -> None:
+    declined = a_jsm_decision("declined", NOW - timedelta(hours=3), ((JIRA_BOB, "declined"),))
+    approved = a_jsm_decision("approved", NOW - timedelta(hours=1))
+
+    verdict = jsm_verdict(approved, declined)
+
+    assert verdict.passed
+    assert (verdict.tickets[0].approvers, verdict.tickets[0].approved_at) == (
+        ("Carol Approver",),
+        NOW - timedelta(hours=1),
+    )
+
+
+def test_the_latest_jsm_approval_is_found_by_completion_then_creation_then_order() -> None:
+    approved = a_jsm_decision("approved", NOW - timedelta(hours=3))
+    pending = a_jsm_decision("pending", None, ((JIRA_BOB, "pending"),), created_at=NOW - timedelta(hours=2))
+    assert jsm_verdict(approved, pending).reasons() == (
+        "PAY-1's latest Jira Service Management approval 'Change approval' is still pending; "
+        "it counts once it is approved",
+    )
+    older_request = replace(pending, created_at=NOW - timedelta(hours=4))
+    assert jsm_verdict(older_request, approved).passed
+    undated_declined = a_jsm_decision("declined", None, ((JIRA_BOB, "declined"),))
+    undated_approved = a_jsm_decision("approved", None)
+    assert not jsm_verdict(undated_approved, undated_declined).passed
+    assert jsm_verdict(undated_declined, undated_approved).reasons() == (
+        "PAY-1's approval 'Change approval' has no completion time; approval time unknown",
+    )
+    assert jsm_verdict().reasons() == ("PAY-1 has no Jira Service Management approval",)

@@ -56,8 +56,9 @@ def gather_tickets(
     try:
         return jira.fetch_tickets(keys, include_jsm=policy.approval_source == "jsm", fresh=fresh), None
     except JiraUnavailable as exc:
-        log.warning("jira.unavailable", extra={"error": str(exc)})
-        return TicketLookup({}, frozenset()), str(exc)
+        # The detail (Jira's URL, its answer) stays in the log; the facts get what may be published.
+        log.warning("jira.unavailable", extra={"error": exc.detail, "kind": exc.kind, "status": exc.status})
+        return TicketLookup({}, frozenset()), exc.summary
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,9 @@ def gather_pull_request_facts(
         commits=commits,
     )
     lookup, jira_error = gather_tickets(jira, references.all_keys, policy, fresh=fresh)
+    # Only e-mail identities need to know the flavour (for advice); Jira is not asked again once it failed.
+    emails_mapped = any("@" in value for value in policy.identities.values())
+    jira_cloud = _jira_is_cloud(jira) if emails_mapped and jira_error is None else None
     return PullRequestFacts(
         repository=repo.full_name,
         number=number,
@@ -108,7 +112,17 @@ def gather_pull_request_facts(
         unknown_tickets=lookup.unknown,
         jira_error=jira_error,
         evaluated_at=clock(),
+        jira_cloud=jira_cloud,
     )
+
+
+def _jira_is_cloud(jira: JiraGateway) -> bool | None:
+    """Whether Jira is Cloud, read from the client's serverInfo (one request per process); None if unknown."""
+    try:
+        return jira.deployment_type == "Cloud"
+    except JiraUnavailable as exc:
+        log.info("jira.deployment_type_unknown", extra={"error": exc.detail})
+        return None
 
 
 def resolve_sha(repo: Repo, request: DeploymentRequest) -> DeploymentRequest:

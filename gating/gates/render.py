@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from gating.policy.evidence import deployment_state
 from gating.policy.verdict import Outcome, TicketResult, Verdict
@@ -35,7 +35,8 @@ def cell(value: object) -> str:
 
 
 def when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
+    """A time as the tables print it; converted, so the "UTC" label is true whatever zone it came in."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else ""
 
 
 def _ticket_row(ticket: TicketResult) -> str:
@@ -88,16 +89,19 @@ def render_check_run(verdict: Verdict) -> CheckRunOutput:
             for reason in finding.reasons or (finding.summary,):
                 sections.append(f"- {_ICONS[finding.outcome]} **{cell(finding.rule)}**: {cell(reason)}")
     summary = _cap("\n".join(sections))
-    details: list[str] = []
+    sections_of_details: list[list[str]] = []
+    advice = [r for f in verdict.findings if f.rule == "identities" for r in f.reasons]
+    if advice:  # passing, but worth acting on: e.g. e-mails in `identities` on Jira Cloud
+        sections_of_details.append(["### Warnings", "", *(f"- {cell(reason)}" for reason in advice)])
     if verdict.uncovered_commits:
-        details += ["### Commits with no Jira ticket", ""]
-        details += [
+        listed = [
             f"- `{c.short_sha}` {cell(c.headline[:100])} — {cell(c.author.label())}" for c in verdict.uncovered_commits
         ]
+        sections_of_details.append(["### Commits with no Jira ticket", "", *listed])
     exempted = [reason for f in verdict.findings if f.rule == "exemption" for reason in f.reasons]
     if exempted:
-        details += ["", "### Commits that need no ticket", ""] if details else ["### Commits that need no ticket", ""]
-        details += [f"- {cell(reason)}" for reason in exempted]
+        sections_of_details.append(["### Commits that need no ticket", "", *(f"- {cell(r)}" for r in exempted)])
+    details = [line for i, part in enumerate(sections_of_details) for line in ([""] if i else []) + part]
     return CheckRunOutput(conclusion_for(verdict.outcome), verdict.title[:250], summary, _cap("\n".join(details)))
 
 

@@ -64,3 +64,4 @@ class PullRequestFacts:
     unknown_tickets: frozenset[str]
     jira_error: str | None  # set when Jira could not be read: the gate must not pass
     evaluated_at: datetime
+    jira_cloud: bool | None = None  # Jira Cloud (hides e-mails by default) or Data Center; None: not asked

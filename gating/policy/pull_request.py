@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from gating.policy.config import Policy
 from gating.policy.facts import Commit, GitHubPerson, PullRequestFacts
 from gating.policy.review_freshness import evaluate_review
-from gating.policy.separation_of_duties import check_separation, is_github_itself
+from gating.policy.separation_of_duties import check_separation, identity_warnings, is_github_itself
 from gating.policy.ticket_approval import evaluate_ticket_approval
 from gating.policy.ticket_keys import find_keys, sort_keys
 from gating.policy.verdict import Finding, Outcome, TicketResult, Verdict
@@ -53,7 +53,12 @@ def collect_references(
 
 
 def known_emails(commits: Iterable[Commit]) -> dict[str, frozenset[str]]:
-    """E-mails GitHub linked to a login on commits: GitHub verified them for that account."""
+    """E-mails on commits GitHub attributed to a login, by login: GitHub verified them for that account.
+
+    A commit's e-mail is typed by whoever commits; it says something about a login only because
+    GitHub linked that commit to the login. E-mails of unattributed commits are left out, and
+    noreply addresses are kept but prove no difference (separation_of_duties decides what counts).
+    """
     emails: dict[str, set[str]] = {}
     for commit in commits:
         for person in (commit.author, commit.committer):
@@ -106,7 +111,7 @@ def evaluate_tickets(
             outcome = Outcome.EMERGENCY
             reasons = (
                 f"{key} is an emergency change: it may ship now, but needs approval by someone other than "
-                f"the authors by {deadline:%Y-%m-%d %H:%M} UTC ({'; '.join(reasons)})",
+                f"the authors by {deadline.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({'; '.join(reasons)})",
             )
         results.append(TicketResult(key, ticket.url, ticket.status, approvers, approved_at, outcome, reasons))
     return tuple(results)
@@ -213,6 +218,9 @@ def evaluate_pull_request(facts: PullRequestFacts, policy: Policy) -> Verdict:
     exempted = exemption_finding(facts.commits, policy)
     if exempted is not None:
         findings.append(exempted)
+    warnings = identity_warnings(policy.identities, jira_cloud=facts.jira_cloud)
+    if warnings:  # advice, not a failure: it passes, and the check run's details show it
+        findings.append(Finding("identities", Outcome.PASSED, "identities may not match on Jira Cloud", warnings))
     if policy.require_review and facts.number is not None:
         excluded = {facts.author.casefold()} | {
             p.login.casefold() for c in facts.commits for p in (c.author, c.committer) if p.login
@@ -263,6 +271,10 @@ def _title(verdict: Verdict) -> str:
         errors = [f for f in verdict.findings if f.outcome is Outcome.ERROR]
         if errors:
             return f"{errors[0].summary}: {(errors[0].reasons or ('',))[0]}"[:200]
+        unread = [t for t in verdict.tickets if t.outcome is Outcome.ERROR and t.reasons]
+        if unread:  # the reason says what went wrong (down, refused credentials) and what to do
+            more = f" (and {len(unread) - 1} more ticket(s))" if len(unread) > 1 else ""
+            return f"{unread[0].reasons[0]}{more}"[:250]
         return "Jira could not be reached; re-run this check once it is back"
     if verdict.outcome is Outcome.FAILED:
         reasons = [r for r in verdict.reasons() if r]

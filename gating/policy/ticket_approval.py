@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from gating.policy.config import Policy
-from jira_client.models import JiraUser, Ticket
+from jira_client.models import JiraUser, JsmApprovalDecision, Ticket
+
+_UNDATED = datetime.min.replace(tzinfo=UTC)  # an approval with no date sorts before every dated one
 
 
 @dataclass(frozen=True)
@@ -60,11 +63,34 @@ def _from_changelog(ticket: Ticket, wanted: str) -> ApprovalResult:
 
 
 def _from_jsm(ticket: Ticket) -> ApprovalResult:
-    decisions = [d for d in ticket.jsm_approvals or () if d.final_decision == "approved" and d.completed_at]
-    if not decisions:
-        return ApprovalResult(None, f"{ticket.key} has no approved Jira Service Management approval")
-    decision = max(decisions, key=lambda d: d.completed_at or datetime.min)
+    # The latest decision is the ticket's answer, whatever it is: an approval declined later (a second
+    # approver, a re-review) no longer counts, and one given after a decline does.
+    decision = latest_jsm_decision(ticket.jsm_approvals or ())
+    if decision is None:
+        return ApprovalResult(None, f"{ticket.key} has no Jira Service Management approval")
+    latest = f"{ticket.key}'s latest Jira Service Management approval '{decision.name}'"
+    if decision.final_decision == "pending":
+        return ApprovalResult(None, f"{latest} is still pending; it counts once it is approved")
+    if decision.final_decision != "approved":
+        on = f" on {decision.completed_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if decision.completed_at else ""
+        return ApprovalResult(None, f"{latest} was {decision.final_decision}{on}; it needs a new approval")
+    if decision.completed_at is None:
+        return ApprovalResult(
+            None, f"{ticket.key}'s approval '{decision.name}' has no completion time; approval time unknown"
+        )
     approvers = tuple(user for user, answer in decision.approvers if answer == "approved")
-    if not approvers or decision.completed_at is None:
+    if not approvers:
         return ApprovalResult(None, f"{ticket.key}'s approval '{decision.name}' names no approving person")
     return ApprovalResult(Approval(approvers, decision.completed_at, "jsm", decision.raw), None)
+
+
+def latest_jsm_decision(decisions: Sequence[JsmApprovalDecision]) -> JsmApprovalDecision | None:
+    """The approval decided (else asked for) last; Jira's order breaks ties and stands in for missing dates."""
+    if not decisions:
+        return None
+
+    def moment(indexed: tuple[int, JsmApprovalDecision]) -> tuple[datetime, int]:
+        index, decision = indexed
+        return decision.completed_at or decision.created_at or _UNDATED, index
+
+    return max(enumerate(decisions), key=moment)[1]

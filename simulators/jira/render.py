@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from flask import Response, jsonify
@@ -82,18 +82,18 @@ FIELD_LIST: list[dict[str, Any]] = [
 ]
 
 
-def jira_time(at: datetime) -> str:
-    """Format like Jira: 2024-01-18T06:27:50.429+0000."""
-    at = at.astimezone(UTC)
-    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}+0000"
+def jira_time(at: datetime, zone: tzinfo = UTC) -> str:
+    """Format like Jira: 2024-01-18T06:27:50.429+0000, or in the server's zone (Data Center: +0200)."""
+    at = at.astimezone(zone)
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}" + at.strftime("%z")
 
 
-def date_dto(at: datetime) -> dict[str, Any]:
+def date_dto(at: datetime, zone: tzinfo = UTC) -> dict[str, Any]:
     """JSM's DateDTO: one instant in the four spellings the Service Management API gives it."""
-    at = at.astimezone(UTC)
+    at = at.astimezone(zone)
     return {
-        "iso8601": at.strftime("%Y-%m-%dT%H:%M:%S+0000"),
-        "jira": jira_time(at),
+        "iso8601": at.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "jira": jira_time(at, zone),
         "friendly": at.strftime("%d/%b/%y %I:%M %p"),
         "epochMillis": int(at.timestamp() * 1000),
     }
@@ -118,7 +118,7 @@ def fault_body(status: int) -> dict[str, Any]:
     return {"errorMessages": [messages.get(status, f"HTTP {status}")], "errors": {}}
 
 
-def server_info(deployment_type: str, base: str, now: datetime) -> dict[str, Any]:
+def server_info(deployment_type: str, base: str, now: datetime, zone: tzinfo = UTC) -> dict[str, Any]:
     cloud = deployment_type == "Cloud"
     return {
         "baseUrl": base,
@@ -127,12 +127,22 @@ def server_info(deployment_type: str, base: str, now: datetime) -> dict[str, Any
         "deploymentType": deployment_type,
         "buildNumber": 100279 if cloud else 9120004,
         "buildDate": "2025-06-02T00:00:00.000+0000",
-        "serverTime": jira_time(now),
+        "serverTime": jira_time(now, zone),
         "scmInfo": "1f51473f5c7b75c1a69a0090f4832cdc5053702a",
         "serverTitle": "Jira (simulated)",
         "defaultLocale": {"locale": "en_US"},
-        "serverTimeZone": "Etc/UTC",
+        "serverTimeZone": _zone_name(zone, now),
     }
+
+
+def _zone_name(zone: tzinfo, now: datetime) -> str:
+    """An IANA name when the zone has one (zoneinfo), else Etc/GMT-style for a fixed offset."""
+    key = getattr(zone, "key", None)
+    if key:
+        return str(key)
+    offset = now.astimezone(zone).utcoffset()
+    hours = int(offset.total_seconds() // 3600) if offset else 0
+    return "Etc/UTC" if hours == 0 else f"Etc/GMT{-hours:+d}"
 
 
 class Renderer:
@@ -141,10 +151,11 @@ class Renderer:
     Callers hold the store's lock: rendering reads users and may give a new status its id.
     """
 
-    def __init__(self, store: JiraState, *, cloud: bool, base: str) -> None:
+    def __init__(self, store: JiraState, *, cloud: bool, base: str, zone: tzinfo = UTC) -> None:
         self.store = store
         self.cloud = cloud
         self.base = base
+        self.zone = zone  # the zone times are written in: UTC on Cloud here, the server's zone on Data Center
 
     def user(self, user: _User) -> dict[str, Any]:
         """A platform API user: Cloud identifies people by account id, Data Center by username and key."""
@@ -160,20 +171,22 @@ class Renderer:
                 "active": True,
                 "timeZone": "Etc/UTC",
             }
-            if user.email:  # Cloud leaves it out when the user hides it
-                data["emailAddress"] = user.email
+            if user.visible_email:  # Cloud leaves it out when the user hides it
+                data["emailAddress"] = user.visible_email
             return data
         name = user.name or user.account_id
-        return {
+        data = {
             "self": f"{base}/rest/api/2/user?username={name}",
             "name": name,
             "key": user.key,
-            "emailAddress": user.email or "",
             "avatarUrls": avatars,
             "displayName": user.display_name,
             "active": True,
             "timeZone": "Etc/UTC",
         }
+        if not user.hide_email:  # Data Center's "hidden" e-mail visibility leaves it out too
+            data["emailAddress"] = user.email or ""
+        return data
 
     def jsm_user(self, user: _User) -> dict[str, Any]:
         """A Service Management API user, which has an account id on both flavours."""
@@ -184,8 +197,8 @@ class Renderer:
             "timeZone": "Etc/UTC",
             "_links": {"self": f"{self.base}/rest/api/2/user?accountId={user.account_id}"},
         }
-        if user.email:
-            data["emailAddress"] = user.email
+        if user.visible_email:
+            data["emailAddress"] = user.visible_email
         if not self.cloud:
             data["name"] = user.name or user.account_id
             data["key"] = user.key
@@ -235,15 +248,16 @@ class Renderer:
                 "projectTypeKey": "software",
             },
             "reporter": self.user(self.store.users[ticket.reporter]) if ticket.reporter else None,
-            "created": jira_time(ticket.created),
-            "updated": jira_time(ticket.updated),
+            "created": jira_time(ticket.created, self.zone),
+            "updated": jira_time(ticket.updated, self.zone),
         }
         if wanted is None:
             return fields
         return {k: v for k, v in fields.items() if k in wanted}
 
     def history(self, history: _History) -> dict[str, Any]:
-        data: dict[str, Any] = {"id": history.id, "created": jira_time(history.created), "items": history.items}
+        created = jira_time(history.created, self.zone)
+        data: dict[str, Any] = {"id": history.id, "created": created, "items": history.items}
         if history.author:
             data["author"] = self.user(self.store.users[history.author])
         return data
@@ -310,11 +324,11 @@ class Renderer:
                 {"approver": self.jsm_user(self.store.users[who]), "approverDecision": decision}
                 for who, decision in approval.approvers
             ],
-            "createdDate": date_dto(approval.created),
+            "createdDate": date_dto(approval.created, self.zone),
             "_links": {"self": f"{self.base}/rest/servicedeskapi/request/approval/{approval.id}"},
         }
         if approval.completed is not None:
-            data["completedDate"] = date_dto(approval.completed)
+            data["completedDate"] = date_dto(approval.completed, self.zone)
         return data
 
     def approval_page(self, ticket: _Ticket, key: str, start: int, limit: int) -> dict[str, Any]:

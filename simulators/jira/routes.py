@@ -80,7 +80,7 @@ def sim_state() -> Response:
 @platform.get("/serverInfo")
 def get_server_info(version: str) -> Response:
     sim = _sim()
-    return jsonify(server_info(sim.deployment_type, sim.renderer().base, datetime.now(UTC)))
+    return jsonify(server_info(sim.deployment_type, sim.renderer().base, datetime.now(UTC), sim.time_zone))
 
 
 @platform.get("/field")

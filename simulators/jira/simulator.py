@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from jira_client.models import JiraUser
@@ -19,9 +19,11 @@ class JiraSimulator:
     removed `/search`; "Server" (Data Center) serves `/search` and answers 404 on the Cloud-only paths.
     Switches: `faults` (see simulators.http), `bad_credentials` (401 on everything),
     `search_changelog_limit` / `issue_changelog_limit` (Cloud truncation of `expand=changelog`) and
-    `search_page_limit` (answer fewer issues a page than asked, as Jira may) and
+    `search_page_limit` (answer fewer issues a page than asked, as Jira may),
     `search_lag` (seconds during which Cloud's search shows a ticket's previous state unless its id
-    is in `reconcileIssues`, like Jira's eventually consistent search).
+    is in `reconcileIssues`, like Jira's eventually consistent search), `time_zone` (the zone
+    times are written in, e.g. `+0200` as a Data Center server in Europe does; UTC by default) and
+    `fault_messages` (the `errorMessages` of injected faults, by status, in place of Jira's own).
     """
 
     def __init__(
@@ -37,12 +39,14 @@ class JiraSimulator:
         self.issue_changelog_limit = 100
         self.search_lag = 0.0
         self.search_page_limit: int | None = None
+        self.time_zone: tzinfo = UTC
+        self.fault_messages: dict[int, list[str]] = {}
         self.url: str | None = None
         self.faults = Faults()
         self.store = JiraState()
         self._handle: ServerHandle | None = None
         self.app = routes.create_app(self)
-        self.recorder = RecordingMiddleware(self.app, self.faults, fault_body)
+        self.recorder = RecordingMiddleware(self.app, self.faults, self._fault_body)
         self.wsgi = self.recorder
 
     @property
@@ -51,7 +55,13 @@ class JiraSimulator:
 
     def renderer(self) -> Renderer:
         """Jira's JSON for this flavour, with links under the URL the simulator is served at."""
-        return Renderer(self.store, cloud=self.is_cloud, base=self.url or "http://jira.example.invalid")
+        return Renderer(
+            self.store, cloud=self.is_cloud, base=self.url or "http://jira.example.invalid", zone=self.time_zone
+        )
+
+    def _fault_body(self, status: int) -> dict[str, Any]:
+        messages = self.fault_messages.get(status)
+        return {"errorMessages": list(messages), "errors": {}} if messages else fault_body(status)
 
     # ----- lifecycle -----
 
@@ -68,12 +78,23 @@ class JiraSimulator:
     # ----- state API -----
 
     def add_user(
-        self, account_id: str, display_name: str, email: str | None = None, name: str | None = None
+        self,
+        account_id: str,
+        display_name: str,
+        email: str | None = None,
+        name: str | None = None,
+        *,
+        hide_email: bool = False,
     ) -> JiraUser:
-        user = self.store.add_user(account_id, display_name, email, name)
+        """Add a person; `hide_email` is the profile setting that makes Jira leave `emailAddress` out.
+
+        Returns the user as Jira's platform API shows them (what Countersign will read).
+        """
+        user = self.store.add_user(account_id, display_name, email, name, hide_email=hide_email)
+        shown = None if hide_email else email
         if self.is_cloud:
-            return JiraUser(account_id=account_id, email=email, display_name=display_name)
-        return JiraUser(name=name or account_id, key=user.key, email=email, display_name=display_name)
+            return JiraUser(account_id=account_id, email=shown, display_name=display_name)
+        return JiraUser(name=name or account_id, key=user.key, email=shown, display_name=display_name)
 
     def add_ticket(
         self,

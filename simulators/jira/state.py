@@ -31,6 +31,11 @@ class _User:
     email: str | None
     name: str | None
     key: str
+    hide_email: bool = False  # the profile hides the e-mail: Jira leaves `emailAddress` out
+
+    @property
+    def visible_email(self) -> str | None:
+        return None if self.hide_email else self.email
 
 
 @dataclass
@@ -128,11 +133,13 @@ class JiraState:
 
     # ----- changes -----
 
-    def add_user(self, account_id: str, display_name: str, email: str | None, name: str | None) -> _User:
+    def add_user(
+        self, account_id: str, display_name: str, email: str | None, name: str | None, *, hide_email: bool = False
+    ) -> _User:
         with self.lock:
             key = f"JIRAUSER{self._next_user_key}"
             self._next_user_key += 1
-            user = _User(account_id, display_name, email, name, key)
+            user = _User(account_id, display_name, email, name, key, hide_email)
             self.users[account_id] = user
             if name:
                 self.users[name] = user
