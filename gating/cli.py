@@ -138,9 +138,12 @@ def verify(checkpoint_file: Path | None, public_key_file: Path | None, as_json: 
     sys.exit(0 if result.ok else 1)
 
 
-@main.command(help="Write a checkpoint (entry count and head hash, signed with the ledger key) to keep elsewhere.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True, help="File to write.")
-def checkpoint(output: Path) -> None:
+@main.command(
+    help="Write a checkpoint (entry count and head hash, signed with the ledger key) to keep elsewhere: "
+    "to --output, else as JSON on stdout."
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="File to write; default stdout.")
+def checkpoint(output: Path | None) -> None:
     from gating.ledger import make_checkpoint
 
     database = _migrated_database()
@@ -153,9 +156,16 @@ def checkpoint(output: Path) -> None:
         data = make_checkpoint(ledger, ledger.signing_key)
     finally:
         database.dispose()
-    output.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     signed = "signed" if "signature" in data else "UNSIGNED (set COUNTERSIGN_SIGNING_KEY_PATH to sign)"
-    click.echo(f"checkpoint written to {output}: {data['count']} entries, head {data['head_hash']}, {signed}")
+    described = f"{data['count']} entries, head {data['head_hash']}, {signed}"
+    if output is None:
+        # Only the checkpoint on stdout, so `countersign checkpoint > file` or a pipe gets clean JSON.
+        click.echo(text, nl=False)
+        click.echo(f"checkpoint of {described}", err=True)
+    else:
+        output.write_text(text)
+        click.echo(f"checkpoint written to {output}: {described}")
 
 
 @main.group(help="API tokens for /api/v1 (stored hashed; shown once).")

@@ -443,6 +443,20 @@ def test_cli_checkpoint_then_verify_against_it(
     assert "tail truncated" in truncated.output
 
 
+def test_cli_checkpoint_without_output_writes_json_to_stdout_and_the_message_to_stderr(
+    db: Database, database_url: str, key: Ed25519PrivateKey, key_file: Path, tmp_path: Path
+) -> None:
+    fill(Ledger(db, key), 3)
+    result = cli(database_url, "checkpoint", key_file=key_file)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)  # nothing but the checkpoint on stdout, so it can be piped or redirected
+    assert data["head_hash"] == Ledger(db).head()[1] and data["signature"]
+    assert result.stderr.startswith(f"checkpoint of {data['count']} entries, head {data['head_hash']}, signed")
+    kept = tmp_path / "kept.json"
+    kept.write_text(result.stdout)
+    assert cli(database_url, "verify", "--checkpoint", str(kept), key_file=key_file).exit_code == 0
+
+
 def test_cli_refuses_to_checkpoint_a_broken_chain(db: Database, database_url: str, tmp_path: Path) -> None:
     fill(Ledger(db), 3)
     sql(db, "DELETE FROM ledger_entries WHERE sequence = 2")
