@@ -247,6 +247,7 @@ def export(
     from gating.console.dossiers import build_dossier, load_dossier
     from gating.console.queries import BadParameter, DeploymentQuery, search_deployments
     from gating.console.rendering import render_dossier
+    from gating.ledger.encoding import escape_lone_surrogates
 
     selecting = any(v is not None for v in (repo, environment, since, until, decision))
     if entry_id is None and not selecting:
@@ -281,7 +282,7 @@ def export(
         text = render_dossier(dossiers[0])
     else:
         document = dossiers[0] if entry_id is not None else dossiers
-        text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        text = escape_lone_surrogates(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)) + "\n"
     if output is None:
         click.echo(text, nl=False)
     else:

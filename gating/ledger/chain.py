@@ -1,22 +1,23 @@
-"""The hash chain, pure: canonical JSON, entry hashes, Ed25519 signatures and verification naming the first break."""
+"""The hash chain, pure: entry hashes over canonical JSON, Ed25519 signatures, verification naming the first break."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hashlib
-import json
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from enum import Enum
 from itertools import islice
 from typing import Any, Generic, Protocol, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+# Re-exported: the chain hashes this text, and the store and checkpoints format times as it does.
+from gating.ledger.encoding import canonical_json as canonical_json
+from gating.ledger.encoding import format_time as format_time
 
 GENESIS = "0" * 64
 
@@ -61,45 +62,6 @@ class VerifyResult:
             "reason": self.reason,
             "signatures_checked": self.signatures_checked,
         }
-
-
-def format_time(value: datetime) -> str:
-    """ISO-8601 in UTC with a Z; naive datetimes are refused because their zone is a guess."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise TypeError(f"naive datetime {value.isoformat()} cannot be hashed: give it a time zone (UTC)")
-    text = value.astimezone(UTC).replace(tzinfo=None).isoformat()
-    return text + "Z"
-
-
-def _normalise(obj: Any, path: str) -> Any:
-    # bool before int: bool is an int subclass and must stay true/false.
-    if obj is None or isinstance(obj, bool | str):
-        return obj
-    if isinstance(obj, int):
-        return int(obj)
-    if isinstance(obj, float):
-        raise TypeError(f"{path}: float {obj!r} is not allowed in the ledger (use an integer or a string)")
-    if isinstance(obj, datetime):
-        return format_time(obj)
-    if isinstance(obj, date):
-        return obj.isoformat()
-    if isinstance(obj, Enum):
-        return _normalise(obj.value, path)
-    if isinstance(obj, Mapping):
-        out: dict[str, Any] = {}
-        for key, value in obj.items():
-            if not isinstance(key, str):
-                raise TypeError(f"{path}: key {key!r} is not a string")
-            out[key] = _normalise(value, f"{path}.{key}")
-        return out
-    if isinstance(obj, list | tuple):
-        return [_normalise(value, f"{path}[{i}]") for i, value in enumerate(obj)]
-    raise TypeError(f"{path}: {type(obj).__name__} is not JSON (convert dataclasses with dataclasses.asdict)")
-
-
-def canonical_json(obj: Any) -> str:
-    """Sorted keys, no insignificant whitespace, UTF-8 text; floats are refused, datetimes become UTC ISO-8601."""
-    return json.dumps(_normalise(obj, "$"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def entry_hash(prev_hash: str, payload: str) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gating.db import Database
-from gating.ledger import chain
+from gating.ledger import chain, encoding
 from gating.models import LedgerEntry
 
 # The columns copied out of an entry for searching; they are also inside the hashed text, so edits show.
@@ -25,7 +25,9 @@ INDEX_FIELDS = ("repository", "environment", "deployment_id", "sha", "decision")
 # pg_advisory_xact_lock key serialising appends ("Cntrsign" as a 63-bit integer).
 ADVISORY_LOCK_KEY = 0x436E74727369676E
 SIGNING_KEY_ENV = "COUNTERSIGN_SIGNING_KEY_PATH"
-ENVELOPE_VERSION = 1
+# 1: Python's sorted compact JSON, no floats (entries written before RFC 8785). 2: RFC 8785 JCS over the tagged
+# encoding of gating.ledger.encoding. Each entry keeps the text it was hashed as, so both kinds verify side by side.
+ENVELOPE_VERSION = 2
 
 
 class LedgerKeyError(ValueError):
@@ -53,9 +55,8 @@ class LedgerEntryView:
     decision: str | None
 
     def content(self) -> dict[str, Any]:
-        """The parsed envelope: v, kind, sequence, recorded_at, index and the caller's payload."""
-        parsed: dict[str, Any] = json.loads(self.payload)
-        return parsed
+        """The parsed envelope: v, kind, sequence, recorded_at, index and the caller's payload, decoded as written."""
+        return read_envelope(self.payload)
 
     @property
     def data(self) -> dict[str, Any]:
@@ -80,6 +81,23 @@ class LedgerEntryView:
             sha=row.sha,
             decision=row.decision,
         )
+
+
+def read_envelope(text_: str) -> dict[str, Any]:
+    """The envelope as it was appended. v1 text is read literally (it predates tags); v2 is decoded.
+
+    Raises ValueError (LedgerEncodingError included) for text that is no envelope of a known version.
+    """
+    parsed = json.loads(text_)
+    if not isinstance(parsed, dict):
+        raise ValueError("content is not a ledger envelope")
+    version = parsed.get("v")
+    if version == 1:
+        return parsed
+    if version == 2:
+        decoded: dict[str, Any] = encoding.decode(parsed)
+        return decoded
+    raise ValueError(f"unknown envelope version {version!r}")
 
 
 def _utcnow() -> datetime:
@@ -148,11 +166,9 @@ _VERIFY_COLUMNS = (
 def _columns_match_content(row: Any) -> str | None:
     """The searchable columns must say what the hashed text says; otherwise a search could mislead."""
     try:
-        content = json.loads(row.payload)
-    except ValueError:
-        return "content is not JSON (edited)"
-    if not isinstance(content, dict):
-        return "content is not a ledger envelope (edited)"
+        content = read_envelope(row.payload)
+    except ValueError as exc:
+        return f"{exc} (edited)"
     if content.get("sequence") != row.sequence:
         return f"sequence column {row.sequence} differs from the content's {content.get('sequence')!r} (renumbered)"
     if content.get("kind") != row.kind:
