@@ -138,7 +138,8 @@ def verify(checkpoint_file: Path | None, public_key_file: Path | None, as_json: 
             reason = reason.removeprefix(f"entry {result.first_bad_sequence}: ")
             click.echo(f"ledger BROKEN at entry {result.first_bad_sequence}: {reason}")
         if result.spans:
-            click.echo(f"verified before it: {describe_spans(result.spans)}")
+            where = "" if result.first_bad_sequence is None else "verified before it: "
+            click.echo(where + describe_spans(result.spans))
     sys.exit(0 if result.ok else 1)
 
 

@@ -7,7 +7,7 @@ import json
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -60,7 +60,7 @@ class VerifyResult:
     reason: str | None = None
     signatures_checked: bool = False
     spans: tuple[KeySpan, ...] = ()  # the verified entries, in runs signed alike
-    keys: tuple[str, ...] = field(default=())  # every key the chain names or was verified with, oldest first
+    keys: tuple[str, ...] = ()  # every key the chain names or was verified with, oldest first
 
     def as_dict(self) -> dict[str, Any]:
         return {
