@@ -379,6 +379,12 @@ def test_cli_key_rotate_then_verify_with_the_old_public_key(db: Database, databa
         {"first": 1, "last": 4, "state": "signed", "public_key": hex_of(A)},
         {"first": 5, "last": 5, "state": "signed", "public_key": hex_of(B)},
     ]
+    stranger = cli(database_url, "verify", "--public-key", str(pem(tmp_path, X, "x.pub.pem", public=True)))
+    assert stranger.exit_code == 1
+    assert stranger.output.splitlines() == [
+        f"ledger BROKEN: no entry is signed by the given key {short(X)}; this ledger's keys: {short(A)}, {short(B)}",
+        expected,
+    ]
     # The app's key file still names A: only B, in force now, can hand over.
     refused = cli(database_url, "key", "rotate", "--new-key", str(pem(tmp_path, X, "x.pem")), key_file=key_a)
     assert refused.exit_code == 1
