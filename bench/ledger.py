@@ -1,4 +1,4 @@
-"""Ledger benchmark: append N entries to a fresh database, then verify the whole chain; prints figures only.
+"""Ledger benchmark: append N entries to a fresh database (rotating the key halfway), verify the chain; prints figures.
 
 .venv/bin/python bench/ledger.py                      # 100,000 entries, temporary SQLite file, signed
 .venv/bin/python bench/ledger.py --count 10000 --database-url postgresql+psycopg://postgres@127.0.0.1/bench --reset
@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from gating.db import Database, _redact
 from gating.ledger import Ledger
+from gating.ledger.signing import describe_spans
 
 SAMPLE = 500  # appends timed individually at the start and at the end
 
@@ -39,7 +40,7 @@ def decision(n: int) -> tuple[dict[str, object], dict[str, object]]:
         "tickets": [
             {"key": f"PAY-{n}", "status": "Approved", "approver": "carol", "approved_at": "2026-11-30T12:00:00Z"}
         ],
-        "checks": [{"name": "ci", "conclusion": "success"}],
+        "checks": [{"name": "ci", "conclusion": "success", "duration_seconds": n / 8}],
         "reasons": [],
     }
     index = {k: payload[k] for k in ("repository", "environment", "deployment_id", "sha", "decision")}
@@ -67,12 +68,19 @@ def main() -> None:
 
     key = None if args.no_sign else Ed25519PrivateKey.generate()
     ledger = Ledger(db, key)
+    rotate_at = args.count // 2 if key is not None else 0
     print(f"database: {_redact(url)} ({db.engine.dialect.name}), {args.count:,} entries, signed: {key is not None}")
 
     durations: list[float] = []
     started = time.perf_counter()
     step = max(args.count // 10, 1)
     for n in range(1, args.count + 1):
+        if n == rotate_at:
+            # Verification then walks two spans, each with its own key.
+            new_key = Ed25519PrivateKey.generate()
+            change = ledger.rotate_key(new_key)
+            ledger = Ledger(db, new_key)
+            print(f"  signing key rotated at entry {change.sequence}", flush=True)
         payload, index = decision(n)
         t = time.perf_counter()
         ledger.append("deployment_decision", payload, index=index)
@@ -97,6 +105,7 @@ def main() -> None:
         f"({result.count / max(verify_time, 1e-9):,.0f}/s, signatures checked: {result.signatures_checked}) "
         f"-> {'OK' if result.ok else 'BROKEN: ' + str(result.reason)}"
     )
+    print(f"spans: {describe_spans(result.spans)}")
     t = time.perf_counter()
     ledger.head()
     print(f"head lookup: {(time.perf_counter() - t) * 1000:.2f} ms")

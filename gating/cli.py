@@ -1,4 +1,4 @@
-"""The `countersign` command: demo, db upgrade, check-settings, verify, checkpoint, token, export."""
+"""The `countersign` command: demo, db upgrade, check-settings, verify, checkpoint, key, token, export."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from gating.settings import Settings, SettingsError, default_database_url
 
 if TYPE_CHECKING:
     from gating.db import Database
-    from gating.ledger import Ledger
+    from gating.ledger import Ledger, VerifyResult
 
 
 @click.group(help="Countersign: prove every merge and deployment was approved in Jira.")
@@ -101,6 +101,7 @@ def check_settings() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def verify(checkpoint_file: Path | None, public_key_file: Path | None, as_json: bool) -> None:
     from gating.ledger import LedgerKeyError, load_public_key, verify_against_checkpoint
+    from gating.ledger.signing import describe_spans
 
     database = _migrated_database()
     try:
@@ -125,22 +126,44 @@ def verify(checkpoint_file: Path | None, public_key_file: Path | None, as_json: 
         click.echo(json.dumps(result.as_dict(), indent=2))
     elif result.ok:
         click.echo(f"ledger OK: {result.count} entries, head {result.head_hash}")
-        click.echo("signatures verified" if result.signatures_checked else "signatures not checked (no key given)")
+        click.echo(describe_spans(result.spans))
+        click.echo(_signatures_line(result))
         if checkpoint_file is not None:
             click.echo(f"extends the checkpoint in {checkpoint_file}")
     else:
         reason = result.reason or "unknown"
         if result.first_bad_sequence is None:
-            click.echo(f"ledger BROKEN at the checkpoint: {reason}")
+            click.echo(f"ledger BROKEN: {reason}")
         else:
             reason = reason.removeprefix(f"entry {result.first_bad_sequence}: ")
             click.echo(f"ledger BROKEN at entry {result.first_bad_sequence}: {reason}")
+        if result.spans:
+            where = "" if result.first_bad_sequence is None else "verified before it: "
+            click.echo(where + describe_spans(result.spans))
     sys.exit(0 if result.ok else 1)
 
 
-@main.command(help="Write a checkpoint (entry count and head hash, signed with the ledger key) to keep elsewhere.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True, help="File to write.")
-def checkpoint(output: Path) -> None:
+def _signatures_line(result: VerifyResult) -> str:
+    states = {span.state for span in result.spans}
+    if result.signatures_checked:
+        return "signatures verified"
+    if "signed" in states:
+        # The chain's own keys vouch only for themselves: a chain rebuilt with a forger's key would look the same.
+        return (
+            "signatures match the keys the ledger records, but were not checked against a key you trust "
+            "(give --public-key, or set COUNTERSIGN_SIGNING_KEY_PATH)"
+        )
+    if "unchecked" in states:
+        return "signatures not checked (no key given)"
+    return "no entry is signed"
+
+
+@main.command(
+    help="Write a checkpoint (entry count and head hash, signed with the ledger key) to keep elsewhere: "
+    "to --output, else as JSON on stdout."
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="File to write; default stdout.")
+def checkpoint(output: Path | None) -> None:
     from gating.ledger import make_checkpoint
 
     database = _migrated_database()
@@ -153,9 +176,69 @@ def checkpoint(output: Path) -> None:
         data = make_checkpoint(ledger, ledger.signing_key)
     finally:
         database.dispose()
-    output.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     signed = "signed" if "signature" in data else "UNSIGNED (set COUNTERSIGN_SIGNING_KEY_PATH to sign)"
-    click.echo(f"checkpoint written to {output}: {data['count']} entries, head {data['head_hash']}, {signed}")
+    described = f"{data['count']} entries, head {data['head_hash']}, {signed}"
+    if output is None:
+        # Only the checkpoint on stdout, so `countersign checkpoint > file` or a pipe gets clean JSON.
+        click.echo(text, nl=False)
+        click.echo(f"checkpoint of {described}", err=True)
+    else:
+        output.write_text(text)
+        click.echo(f"checkpoint written to {output}: {described}")
+
+
+@main.group(help="The ledger's signing key.")
+def key() -> None:
+    pass
+
+
+@key.command(
+    "rotate",
+    help="Record in the ledger that a new Ed25519 key signs from now on, signed by the current key "
+    "(COUNTERSIGN_SIGNING_KEY_PATH); then point COUNTERSIGN_SIGNING_KEY_PATH at the new key and restart. "
+    "On a ledger nothing has signed yet, this turns signing on with the new key.",
+)
+@click.option(
+    "--new-key",
+    "new_key_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="PEM Ed25519 private key that takes over (openssl genpkey -algorithm ed25519 -out new.pem).",
+)
+def key_rotate(new_key_file: Path) -> None:
+    from gating.ledger import LedgerKeyError, load_signing_key
+    from gating.ledger.signing import short_key
+
+    database = _migrated_database()
+    try:
+        ledger = _ledger(database)
+        try:
+            new_key = load_signing_key(new_key_file)
+        except LedgerKeyError as exc:
+            raise click.ClickException(str(exc)) from exc
+        # A key change vouches for the chain before it, so never record one on a chain that does not verify.
+        result = ledger.verify()
+        if not result.ok:
+            raise click.ClickException(f"ledger BROKEN, no key change recorded: {result.reason}")
+        try:
+            entry = ledger.rotate_key(new_key)
+        except LedgerKeyError as exc:
+            raise click.ClickException(str(exc)) from exc
+    finally:
+        database.dispose()
+    new, previous = entry.data["public_key"], entry.data["previous_public_key"]
+    if previous:
+        click.echo(
+            f"entry {entry.sequence} records the key change from {short_key(previous)} to {short_key(new)}, "
+            "signed by the old key"
+        )
+    else:
+        click.echo(f"entry {entry.sequence} turns signing on with key {short_key(new)}")
+    click.echo(
+        f"next: set COUNTERSIGN_SIGNING_KEY_PATH={new_key_file} and restart Countersign; entries the old key signs "
+        "until then still verify"
+    )
 
 
 @main.group(help="API tokens for /api/v1 (stored hashed; shown once).")
@@ -237,6 +320,7 @@ def export(
     from gating.console.dossiers import build_dossier, load_dossier
     from gating.console.queries import BadParameter, DeploymentQuery, search_deployments
     from gating.console.rendering import render_dossier
+    from gating.ledger.encoding import escape_lone_surrogates
 
     selecting = any(v is not None for v in (repo, environment, since, until, decision))
     if entry_id is None and not selecting:
@@ -271,7 +355,7 @@ def export(
         text = render_dossier(dossiers[0])
     else:
         document = dossiers[0] if entry_id is not None else dossiers
-        text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        text = escape_lone_surrogates(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)) + "\n"
     if output is None:
         click.echo(text, nl=False)
     else:

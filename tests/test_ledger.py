@@ -6,7 +6,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,22 +101,6 @@ def row(db: Database, sequence: int) -> Any:
 # -- chain.py, pure ------------------------------------------------------------------------------------------------
 
 
-def test_canonical_json_is_sorted_compact_utf8_and_refuses_floats() -> None:
-    value = {
-        "b": 1,
-        "a": ("x", None, True),
-        "é": "naïve",
-        "when": datetime(2026, 11, 30, 13, 0, tzinfo=timezone(timedelta(hours=1))),
-    }
-    assert canonical_json(value) == '{"a":["x",null,true],"b":1,"when":"2026-11-30T12:00:00Z","é":"naïve"}'
-    with pytest.raises(TypeError, match=r"\$\.price: float"):
-        canonical_json({"price": 1.5})
-    with pytest.raises(TypeError, match="naive datetime"):
-        canonical_json({"at": datetime(2026, 11, 30, 12, 0)})
-    with pytest.raises(TypeError, match="not a string"):
-        canonical_json({1: "x"})
-
-
 def test_entry_hash_is_sha256_of_prev_newline_payload() -> None:
     import hashlib
 
@@ -151,14 +135,22 @@ def test_pure_verify_names_each_kind_of_break(key: Ed25519PrivateKey) -> None:
     assert "a row is missing" in (result.reason or "")
     unsigned = [replace(e, signature=None) for e in entries]
     assert verify(unsigned).ok
-    assert verify(unsigned, key.public_key()).first_bad_sequence == 1
+    # Unsigned throughout: signing has not begun, which is not tampering; nothing was checked against the key.
+    nothing_signed = verify(unsigned, key.public_key())
+    assert (nothing_signed.ok, nothing_signed.signatures_checked) == (True, False)
+    stripped = [*entries[:3], replace(entries[3], signature=None), entries[4]]
+    result = verify(stripped, key.public_key())
+    assert (result.first_bad_sequence, result.count) == (4, 3)
+    assert "no signature, but the ledger is signed since entry 1" in (result.reason or "")
     assert verify([], key.public_key()).as_dict() == {
         "ok": True,
         "count": 0,
         "head_hash": GENESIS,
         "first_bad_sequence": None,
         "reason": None,
-        "signatures_checked": True,
+        "signatures_checked": False,
+        "spans": [],
+        "keys": [],
     }
 
 
@@ -169,15 +161,18 @@ def test_append_then_verify_ok_signed(db: Database, key: Ed25519PrivateKey) -> N
     ledger = Ledger(db, key, clock=Clock())
     fill(ledger, 7)
     result = ledger.verify()
-    assert result.ok and result.count == 7 and result.signatures_checked
-    assert ledger.head() == (7, result.head_hash)
-    first = ledger.at_sequence(1)
-    assert first is not None and first.prev_hash == GENESIS
+    # Entry 1 records the key that signs from then on: the ledger's first signed append turns signing on.
+    assert result.ok and result.count == 8 and result.signatures_checked
+    assert ledger.head() == (8, result.head_hash)
+    sign_on = ledger.at_sequence(1)
+    assert sign_on is not None and sign_on.prev_hash == GENESIS and sign_on.kind == "signing_key"
+    first = ledger.at_sequence(2)
+    assert first is not None and first.prev_hash == sign_on.hash
     assert first.data["tickets"][0]["key"] == "PAY-1"
     assert first.content()["recorded_at"] == "2026-11-30T12:00:01Z"
     assert ledger.get(first.id) == first
     assert first.created_at == T0 + timedelta(seconds=1)
-    # Without the key the chain still verifies, but it says signatures were not checked.
+    # Without the key the chain still verifies, but it says signatures were not checked against a trusted key.
     assert Ledger(db).verify().signatures_checked is False
 
 
@@ -305,11 +300,11 @@ def test_forged_row_appended_without_the_key_is_detected(db: Database, key: Ed25
     count, head = ledger.head()
     # A perfectly chained entry, written by someone with database access but without the signing key.
     Ledger(db, clock=Clock()).append("deployment_decision", *decision(99)[:1], index=decision(99)[1])
-    assert Ledger(db).verify().ok  # the chain alone cannot tell
-    result = ledger.verify()
-    assert result.first_bad_sequence == 5
-    assert "no signature" in (result.reason or "")
-    assert (result.count, result.head_hash) == (count, head)
+    for verifier in (ledger, Ledger(db)):  # the chain records its key, so even a reader without it can tell
+        result = verifier.verify()
+        assert result.first_bad_sequence == 6
+        assert "no signature, but the ledger is signed since entry 1" in (result.reason or "")
+        assert (result.count, result.head_hash) == (count, head)
 
 
 def test_chain_recomputed_without_the_key_is_caught_by_signatures(db: Database, key: Ed25519PrivateKey) -> None:
@@ -317,7 +312,7 @@ def test_chain_recomputed_without_the_key_is_caught_by_signatures(db: Database, 
     fill(ledger, 6)
     # Rewrite entry 2 and recompute every hash after it, keeping the old signatures (a forger has no key).
     prev = row(db, 1).hash
-    for n in range(2, 7):
+    for n in range(2, 8):
         current = row(db, n)
         payload = current.payload.replace('"approved"', '"emergency"') if n == 2 else current.payload
         digest = entry_hash(prev, payload)
@@ -331,18 +326,24 @@ def test_chain_recomputed_without_the_key_is_caught_by_signatures(db: Database, 
         )
         prev = digest
     sql(db, "UPDATE ledger_entries SET decision = 'emergency' WHERE sequence = 2")
-    assert Ledger(db).verify().ok  # without the public key, a rebuilt chain looks fine
-    result = ledger.verify()
-    assert result.first_bad_sequence == 2
-    assert result.reason == "entry 2: signature does not verify (rewritten without the key?)"
+    short = key.public_key().public_bytes_raw().hex()[:16]
+    for verifier in (ledger, Ledger(db)):  # entry 1 names the key, whose old signatures no longer match
+        result = verifier.verify()
+        assert result.first_bad_sequence == 2
+        assert result.reason == (
+            f"entry 2: signature does not verify with key {short}…, the key in force (rewritten without the key, "
+            "or signed by a key never recorded with `countersign key rotate`?)"
+        )
+    # Had the forger replaced entry 1 with their own key too, only the real key tells.
+    assert not Ledger(db).verify(Ed25519PrivateKey.generate().public_key()).ok
 
 
 def test_truncated_tail_is_only_caught_against_a_checkpoint(db: Database, key: Ed25519PrivateKey) -> None:
     ledger = Ledger(db, key, clock=Clock())
     fill(ledger, 5)
-    checkpoint = make_checkpoint(ledger, key, now=T0)
+    checkpoint = make_checkpoint(ledger, key, now=T0)  # entry 1 turned signing on; 2-6 are the decisions
     assert (
-        checkpoint["count"] == 5 and checkpoint["sequence"] == 5 and checkpoint["created_at"] == "2026-11-30T12:00:00Z"
+        checkpoint["count"] == 6 and checkpoint["sequence"] == 6 and checkpoint["created_at"] == "2026-11-30T12:00:00Z"
     )
     fill(ledger, 2)
     assert verify_against_checkpoint(ledger, checkpoint).ok  # the ledger extends the checkpoint
@@ -363,7 +364,7 @@ def test_rebuilt_chain_is_caught_against_a_checkpoint(db: Database, key: Ed25519
         ledger.append("deployment_decision", payload, index=index)
     assert ledger.verify().ok
     result = verify_against_checkpoint(ledger, checkpoint)
-    assert result.first_bad_sequence == 5
+    assert result.first_bad_sequence == 6
     assert "rebuilt or rewritten" in (result.reason or "")
 
 
@@ -373,7 +374,7 @@ def test_edited_or_foreign_checkpoint_is_refused(db: Database, key: Ed25519Priva
     checkpoint = make_checkpoint(ledger, key)
     assert "signature does not verify" in (verify_against_checkpoint(ledger, {**checkpoint, "count": 2}).reason or "")
     other = make_checkpoint(ledger, Ed25519PrivateKey.generate())
-    assert "different key" in (verify_against_checkpoint(ledger, other).reason or "")
+    assert "a key this ledger was never signed with" in (verify_against_checkpoint(ledger, other).reason or "")
     unsigned = make_checkpoint(ledger, None)
     assert "not signed" in (verify_against_checkpoint(ledger, unsigned).reason or "")
     assert verify_against_checkpoint(Ledger(db), unsigned).ok
@@ -409,18 +410,25 @@ def test_cli_verify_ok_and_broken(db: Database, database_url: str, key: Ed25519P
     fill(ledger, 4)
     ok = cli(database_url, "verify", key_file=key_file)
     assert ok.exit_code == 0, ok.output
-    assert ok.output.splitlines()[0] == f"ledger OK: 4 entries, head {ledger.head()[1]}"
-    assert "signatures verified" in ok.output
+    short = key.public_key().public_bytes_raw().hex()[:16]
+    assert ok.output.splitlines() == [
+        f"ledger OK: 5 entries, head {ledger.head()[1]}",
+        f"entries 1\N{EN DASH}5 signed by key {short}…",
+        "signatures verified",
+    ]
     as_json = json.loads(cli(database_url, "verify", "--json", key_file=key_file).output)
-    assert as_json["ok"] is True and as_json["count"] == 4
+    assert as_json["ok"] is True and as_json["count"] == 5
 
-    sql(db, "UPDATE ledger_entries SET payload = REPLACE(payload, 'PAY-2', 'PAY-9') WHERE sequence = 2")
+    sql(db, "UPDATE ledger_entries SET payload = REPLACE(payload, 'PAY-2', 'PAY-9') WHERE sequence = 3")
     broken = cli(database_url, "verify", key_file=key_file)
     assert broken.exit_code == 1
-    assert broken.output.strip() == "ledger BROKEN at entry 2: hash does not match its content (edited)"
+    assert broken.output.splitlines() == [
+        "ledger BROKEN at entry 3: hash does not match its content (edited)",
+        f"verified before it: entries 1\N{EN DASH}2 signed by key {short}…",
+    ]
     broken_json = cli(database_url, "verify", "--json")
     assert broken_json.exit_code == 1
-    assert json.loads(broken_json.output)["first_bad_sequence"] == 2
+    assert json.loads(broken_json.output)["first_bad_sequence"] == 3
 
 
 def test_cli_checkpoint_then_verify_against_it(
@@ -432,15 +440,29 @@ def test_cli_checkpoint_then_verify_against_it(
     assert written.exit_code == 0, written.output
     assert "signed" in written.output
     data = json.loads(checkpoint_file.read_text())
-    assert data["count"] == 5 and data["signature"] and data["public_key"]
+    assert data["count"] == 6 and data["signature"] and data["public_key"]
 
     assert cli(database_url, "verify", "--checkpoint", str(checkpoint_file), key_file=key_file).exit_code == 0
-    sql(db, "DELETE FROM ledger_entries WHERE sequence = 5")
+    sql(db, "DELETE FROM ledger_entries WHERE sequence = 6")
     assert cli(database_url, "verify", key_file=key_file).exit_code == 0  # a shorter chain is still a chain
     truncated = cli(database_url, "verify", "--checkpoint", str(checkpoint_file), key_file=key_file)
     assert truncated.exit_code == 1
-    assert truncated.output.startswith("ledger BROKEN at entry 5: missing; the checkpoint of")
+    assert truncated.output.startswith("ledger BROKEN at entry 6: missing; the checkpoint of")
     assert "tail truncated" in truncated.output
+
+
+def test_cli_checkpoint_without_output_writes_json_to_stdout_and_the_message_to_stderr(
+    db: Database, database_url: str, key: Ed25519PrivateKey, key_file: Path, tmp_path: Path
+) -> None:
+    fill(Ledger(db, key), 3)
+    result = cli(database_url, "checkpoint", key_file=key_file)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)  # nothing but the checkpoint on stdout, so it can be piped or redirected
+    assert data["head_hash"] == Ledger(db).head()[1] and data["signature"]
+    assert result.stderr.startswith(f"checkpoint of {data['count']} entries, head {data['head_hash']}, signed")
+    kept = tmp_path / "kept.json"
+    kept.write_text(result.stdout)
+    assert cli(database_url, "verify", "--checkpoint", str(kept), key_file=key_file).exit_code == 0
 
 
 def test_cli_refuses_to_checkpoint_a_broken_chain(db: Database, database_url: str, tmp_path: Path) -> None:
@@ -486,8 +508,10 @@ def append_concurrently(db: Database, key: Ed25519PrivateKey, writers: int) -> N
     assert not errors, errors
     result = ledger.verify()
     assert result.ok, result.reason
-    assert result.count == writers
-    assert sorted(e.deployment_id or 0 for e in ledger.search(limit=writers)) == list(range(1001, 1001 + writers))
+    assert result.count == writers + 1  # and the entry that turned signing on, written by the first writer
+    decisions = ledger.search(kind="deployment_decision", limit=writers + 1)
+    assert sorted(e.deployment_id or 0 for e in decisions) == list(range(1001, 1001 + writers))
+    assert [e.sequence for e in ledger.search(kind="signing_key")] == [1]
 
 
 @pytest.mark.postgres

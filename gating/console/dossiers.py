@@ -12,6 +12,7 @@ from typing import Any
 from gating.console.queries import KIND, iso
 from gating.ledger import Ledger, LedgerEntryView, VerifyResult, entry_hash
 from gating.ledger.chain import signature_valid as check_signature
+from gating.ledger.store import public_key_from_hex
 from gating.policy.answers import answer_questions
 
 
@@ -59,7 +60,10 @@ def build_dossier(entry: LedgerEntryView, verification: VerifyResult, ledger: Le
     hash_matches = entry_hash(entry.prev_hash, entry.payload) == entry.hash
     signature_valid: bool | None = None
     if entry.signature and ledger is not None and ledger.public_key is not None:
-        signature_valid = check_signature(ledger.public_key, entry.hash, entry.signature)
+        # Checked with the key in force at this entry, which a rotation may have retired since.
+        signer = verification.signer_of(entry.sequence)
+        key = public_key_from_hex(signer) if signer else ledger.public_key
+        signature_valid = check_signature(key, entry.hash, entry.signature)
     covered = verification.ok or (
         verification.first_bad_sequence is not None and verification.first_bad_sequence > entry.sequence
     )

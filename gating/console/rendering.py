@@ -9,6 +9,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from gating.console.queries import DECISIONS
+from gating.ledger.encoding import displayable
 from gating.policy.answers import QUESTIONS
 
 
@@ -40,7 +41,8 @@ def templates() -> Environment:
 
 
 def render_dossier(dossier: Mapping[str, Any]) -> str:
-    return templates().get_template("pages/dossier.html").render(d=dossier, questions=QUESTIONS)
+    # Evidence may hold half an emoji exactly as GitHub or Jira sent it; a UTF-8 page shows it as U+FFFD.
+    return displayable(templates().get_template("pages/dossier.html").render(d=dossier, questions=QUESTIONS))
 
 
 def render_dashboard(

@@ -1,22 +1,28 @@
-"""The hash chain, pure: canonical JSON, entry hashes, Ed25519 signatures and verification naming the first break."""
+"""The hash chain, pure: entry hashes over canonical JSON, Ed25519 signatures, verification naming the first break."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from enum import Enum
 from itertools import islice
 from typing import Any, Generic, Protocol, TypeVar
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from gating.ledger import encoding
+from gating.ledger.encoding import canonical_json as canonical_json
+from gating.ledger.encoding import format_time as format_time
+from gating.ledger.signing import Check, KeyChange, KeySpan, Schedule, is_key_change, parse_key_change, short_key
+from gating.ledger.signing import decode_signature as decode_signature
+from gating.ledger.signing import key_change_statement as key_change_statement
+from gating.ledger.signing import public_key_hex as public_key_hex
+from gating.ledger.signing import sign_hash as sign_hash
+from gating.ledger.signing import signature_valid as signature_valid
+from gating.ledger.signing import signature_valid_bytes as signature_valid_bytes
 
 GENESIS = "0" * 64
 
@@ -45,12 +51,16 @@ E = TypeVar("E", bound=EntryLike)
 
 @dataclass(frozen=True)
 class VerifyResult:
+    """The chain's verification. `signatures_checked`: against a key the caller trusts, not only the chain's own."""
+
     ok: bool
     count: int
     head_hash: str
     first_bad_sequence: int | None = None
     reason: str | None = None
     signatures_checked: bool = False
+    spans: tuple[KeySpan, ...] = ()  # the verified entries, in runs signed alike
+    keys: tuple[str, ...] = ()  # every key the chain names or was verified with, oldest first
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -60,88 +70,70 @@ class VerifyResult:
             "first_bad_sequence": self.first_bad_sequence,
             "reason": self.reason,
             "signatures_checked": self.signatures_checked,
+            "spans": [span.as_dict() for span in self.spans],
+            "keys": list(self.keys),
         }
 
-
-def format_time(value: datetime) -> str:
-    """ISO-8601 in UTC with a Z; naive datetimes are refused because their zone is a guess."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise TypeError(f"naive datetime {value.isoformat()} cannot be hashed: give it a time zone (UTC)")
-    text = value.astimezone(UTC).replace(tzinfo=None).isoformat()
-    return text + "Z"
-
-
-def _normalise(obj: Any, path: str) -> Any:
-    # bool before int: bool is an int subclass and must stay true/false.
-    if obj is None or isinstance(obj, bool | str):
-        return obj
-    if isinstance(obj, int):
-        return int(obj)
-    if isinstance(obj, float):
-        raise TypeError(f"{path}: float {obj!r} is not allowed in the ledger (use an integer or a string)")
-    if isinstance(obj, datetime):
-        return format_time(obj)
-    if isinstance(obj, date):
-        return obj.isoformat()
-    if isinstance(obj, Enum):
-        return _normalise(obj.value, path)
-    if isinstance(obj, Mapping):
-        out: dict[str, Any] = {}
-        for key, value in obj.items():
-            if not isinstance(key, str):
-                raise TypeError(f"{path}: key {key!r} is not a string")
-            out[key] = _normalise(value, f"{path}.{key}")
-        return out
-    if isinstance(obj, list | tuple):
-        return [_normalise(value, f"{path}[{i}]") for i, value in enumerate(obj)]
-    raise TypeError(f"{path}: {type(obj).__name__} is not JSON (convert dataclasses with dataclasses.asdict)")
+    def signer_of(self, sequence: int) -> str | None:
+        """The key that signed entry `sequence`, as verified; None when unsigned, unchecked or not verified."""
+        for span in self.spans:
+            if span.first <= sequence <= span.last:
+                return span.public_key
+        return None
 
 
-def canonical_json(obj: Any) -> str:
-    """Sorted keys, no insignificant whitespace, UTF-8 text; floats are refused, datetimes become UTC ISO-8601."""
-    return json.dumps(_normalise(obj, "$"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+class _Scan:
+    """Marker: find the first key change by reading the entries themselves (they are then held in memory)."""
+
+
+SCAN = _Scan()
+NOT_JSON = object()  # what `check` receives for stored text that does not parse
+
+
+def parse(payload: str) -> Any:
+    """Stored text parsed as JSON, or NOT_JSON."""
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return NOT_JSON
+
+
+def read_envelope(parsed: Any) -> dict[str, Any]:
+    """The envelope as appended: v1 text is read literally (it predates tags), v2 is decoded. ValueError otherwise."""
+    if parsed is NOT_JSON:
+        raise ValueError("content is not JSON")
+    if not isinstance(parsed, dict):
+        raise ValueError("content is not a ledger envelope")
+    version = parsed.get("v")
+    if version == 1:
+        return parsed
+    if version == 2:
+        decoded: dict[str, Any] = encoding.decode(parsed)
+        return decoded
+    raise ValueError(f"unknown envelope version {version!r}")
+
+
+def key_change_in(sequence: int, prev_hash: str, parsed: Any) -> KeyChange | None:
+    """The key change an entry records, or None; ValueError when it claims to be one but is malformed."""
+    if not is_key_change(parsed):
+        return None
+    return parse_key_change(sequence, prev_hash, read_envelope(parsed).get("payload"))
+
+
+def first_key_change(entries: Iterable[EntryLike]) -> KeyChange | None:
+    """The first well-formed key change among `entries`, in their order."""
+    for entry in entries:
+        try:
+            change = key_change_in(entry.sequence, entry.prev_hash, parse(entry.payload))
+        except ValueError:
+            continue
+        if change is not None:
+            return change
+    return None
 
 
 def entry_hash(prev_hash: str, payload: str) -> str:
     return hashlib.sha256((prev_hash + "\n" + payload).encode("utf-8")).hexdigest()
-
-
-def sign_hash(key: Ed25519PrivateKey, hash_hex: str) -> str:
-    """Hex Ed25519 signature over the 32 raw bytes of the entry hash."""
-    return key.sign(bytes.fromhex(hash_hex)).hex()
-
-
-def decode_signature(signature: str) -> bytes:
-    """Hex (128 characters) or base64; raises ValueError otherwise."""
-    text = signature.strip()
-    if len(text) == 128:
-        try:
-            return bytes.fromhex(text)
-        except ValueError:
-            pass
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except binascii.Error as exc:
-        raise ValueError("signature is neither hex nor base64") from exc
-    if len(raw) != 64:
-        raise ValueError(f"signature is {len(raw)} bytes, an Ed25519 signature is 64")
-    return raw
-
-
-def signature_valid_bytes(public_key: Ed25519PublicKey, message: bytes, signature: str) -> bool:
-    try:
-        public_key.verify(decode_signature(signature), message)
-    except (InvalidSignature, ValueError):
-        return False
-    return True
-
-
-def signature_valid(public_key: Ed25519PublicKey, hash_hex: str, signature: str) -> bool:
-    try:
-        message = bytes.fromhex(hash_hex)
-    except ValueError:
-        return False
-    return signature_valid_bytes(public_key, message, signature)
 
 
 def _link_problem(entry: EntryLike, expected: int, previous: str) -> tuple[int, str] | None:
@@ -158,19 +150,13 @@ def _link_problem(entry: EntryLike, expected: int, previous: str) -> tuple[int, 
     return None
 
 
-def _signature_problem(public_key: Ed25519PublicKey, entry: EntryLike) -> str | None:
-    if not entry.signature:
-        return "no signature, but the ledger is signed (rewritten without the key?)"
-    if not signature_valid(public_key, entry.hash, entry.signature):
-        return "signature does not verify (rewritten without the key?)"
-    return None
-
-
-def _first_signature_problem(public_key: Ed25519PublicKey, entries: list[E]) -> tuple[int, str] | None:
-    for i, entry in enumerate(entries):
-        problem = _signature_problem(public_key, entry)
-        if problem:
-            return i, problem
+def _first_signature_problem(checks: list[tuple[int, Check]]) -> tuple[int, str] | None:
+    for i, (hash_hex, signature, key, key_hex) in checks:
+        if not signature_valid(key, hash_hex, signature):
+            return i, (
+                f"signature does not verify with key {short_key(key_hex)}, the key in force (rewritten without the "
+                "key, or signed by a key never recorded with `countersign key rotate`?)"
+            )
     return None
 
 
@@ -181,81 +167,159 @@ class _Batch(Generic[E]):
     count_before: int
     head_before: str
     good: list[E]
-    pending: list[tuple[int, Future[tuple[int, str] | None]]]
+    pending: list[Future[tuple[int, str] | None]]
+
+
+class _Spans:
+    """Runs of entries signed alike, built as the walk goes."""
+
+    def __init__(self) -> None:
+        self.runs: list[list[Any]] = []  # [first, last, label]; label None unsigned, "?" unchecked, else a key
+
+    def add(self, sequence: int, label: str | None) -> None:
+        if self.runs and self.runs[-1][2] == label and self.runs[-1][1] == sequence - 1:
+            self.runs[-1][1] = sequence
+        else:
+            self.runs.append([sequence, sequence, label])
+
+    def before(self, sequence: int | None) -> tuple[KeySpan, ...]:
+        spans = []
+        for first, last, label in self.runs:
+            if sequence is not None and first >= sequence:
+                break
+            last = last if sequence is None else min(last, sequence - 1)
+            state = "unsigned" if label is None else "unchecked" if label == "?" else "signed"
+            spans.append(KeySpan(first, last, state, label if state == "signed" else None))
+        return tuple(spans)
 
 
 def verify(
     entries: Iterable[E],
     public_key: Ed25519PublicKey | None = None,
     *,
-    check: Callable[[E], str | None] | None = None,
+    check: Callable[[E, Any], str | None] | None = None,
     workers: int = 1,
     batch: int = 2048,
+    first_change: KeyChange | _Scan | None = SCAN,
 ) -> VerifyResult:
     """Recompute the chain in sequence order and name the first entry that does not fit.
 
-    Per entry: sequence, prev_hash link, hash of the content, `check` (an extra test returning a reason or None),
-    then, with a public key, the signature: every entry must carry a valid one, so a chain recomputed without the
-    key fails. Signatures are checked on `workers` threads (OpenSSL releases the GIL) while later entries' links
-    are being checked; the first failure in sequence order is still the one reported.
+    Per entry: sequence, prev_hash link, hash of the content, `check` (an extra test given the entry and its parsed
+    text, returning a reason or None), then the signature with the key in force there (see `Schedule`): an unsigned
+    start before signing began is reported as unsigned, and from the first signed entry on each must carry a valid
+    signature. `public_key` is a key the caller trusts: it must be one that signed entries (or proved a key change)
+    unless the ledger is unsigned throughout, and it is the key of the entries before any key change.
+    `first_change` is the ledger's first key change, known beforehand (the store finds it by its index); by default
+    the entries are read twice to find it. Signatures are checked on `workers` threads (OpenSSL releases the GIL)
+    while later entries' links are being checked; the first failure in sequence order is still the one reported.
     """
-    signed = public_key is not None
+    if isinstance(first_change, _Scan):
+        entries = entries if isinstance(entries, Sequence) else list(entries)
+        first_change = first_key_change(entries)
+    anchor = public_key_hex(public_key) if public_key is not None else None
+    if first_change is not None:
+        schedule = Schedule(first_change.previous_public_key, known=True, first_change=first_change.sequence)
+    else:
+        schedule = Schedule(anchor, known=anchor is not None, first_change=None)
+    spans = _Spans()
     count = 0
     previous = GENESIS
-    pool = ThreadPoolExecutor(max_workers=max(workers, 1)) if public_key is not None else None
+    pool = ThreadPoolExecutor(max_workers=max(workers, 1))
     waiting: deque[_Batch[E]] = deque()
 
+    def failed(count_: int, head: str, sequence: int | None, reason: str) -> VerifyResult:
+        where = f"entry {sequence}: " if sequence is not None else ""
+        keys = tuple(schedule.keys)
+        return VerifyResult(
+            False, count_, head, sequence, where + reason, anchor is not None, spans.before(sequence), keys
+        )
+
     def signature_failure(item: _Batch[E]) -> VerifyResult | None:
-        for offset, future in item.pending:
+        for future in item.pending:
             found = future.result()
             if found is not None:
-                i = offset + found[0]
+                i, reason = found
                 last = item.good[i - 1].hash if i else item.head_before
-                sequence = item.good[i].sequence
-                return VerifyResult(False, item.count_before + i, last, sequence, f"entry {sequence}: {found[1]}", True)
+                return failed(item.count_before + i, last, item.good[i].sequence, reason)
+        return None
+
+    def drain(limit: int = 0) -> VerifyResult | None:
+        while len(waiting) > limit:
+            bad = signature_failure(waiting.popleft())
+            if bad is not None:
+                return bad
         return None
 
     iterator = iter(entries)
     try:
         while chunk := list(islice(iterator, batch)):
             good: list[E] = []
+            checks: list[tuple[int, Check]] = []
             head = previous
             failure: tuple[int, str] | None = None
             for entry in chunk:
                 failure = _link_problem(entry, count + len(good) + 1, head)
-                if failure is None and check is not None:
-                    problem = check(entry)
-                    failure = (entry.sequence, problem) if problem else None
+                if failure is None:
+                    failure = _content_problem(entry, schedule, spans, checks, len(good), check)
                 if failure is not None:
                     break
                 good.append(entry)
                 head = entry.hash
-            if pool is not None and public_key is not None and good:
-                step = -(-len(good) // max(workers, 1))
+            if checks:
+                step = -(-len(checks) // max(workers, 1))
                 futures = [
-                    (start, pool.submit(_first_signature_problem, public_key, good[start : start + step]))
-                    for start in range(0, len(good), step)
+                    pool.submit(_first_signature_problem, checks[i : i + step]) for i in range(0, len(checks), step)
                 ]
                 waiting.append(_Batch(count, previous, good, futures))
             if failure is not None:
-                while waiting:
-                    bad = signature_failure(waiting.popleft())
-                    if bad is not None:
-                        return bad
+                bad = drain()
+                if bad is not None:
+                    return bad
                 sequence, reason = failure
-                return VerifyResult(False, count + len(good), head, sequence, f"entry {sequence}: {reason}", signed)
+                return failed(count + len(good), head, sequence, reason)
             count += len(good)
             previous = head
             # Keep a bounded number of batches in flight: the oldest must pass before reading much further.
-            while len(waiting) > 2:
-                bad = signature_failure(waiting.popleft())
-                if bad is not None:
-                    return bad
-        while waiting:
-            bad = signature_failure(waiting.popleft())
+            bad = drain(limit=2)
             if bad is not None:
                 return bad
+        bad = drain()
+        if bad is not None:
+            return bad
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-    return VerifyResult(True, count, previous, None, None, signed)
+        pool.shutdown(wait=True, cancel_futures=True)
+    checked = anchor is not None and (anchor in schedule.used or anchor in schedule.proven)
+    if anchor is not None and not checked and (schedule.used or schedule.proven):
+        # Keys that vouch only for themselves: a chain rebuilt with a forger's key looks just like this.
+        keys = ", ".join(short_key(k) for k in schedule.keys)
+        reason = f"no entry is signed by the given key {short_key(anchor)}; this ledger's keys: {keys}"
+        return failed(count, previous, None, reason)
+    return VerifyResult(True, count, previous, None, None, checked, spans.before(None), tuple(schedule.keys))
+
+
+def _content_problem(
+    entry: E,
+    schedule: Schedule,
+    spans: _Spans,
+    checks: list[tuple[int, Check]],
+    index: int,
+    check: Callable[[E, Any], str | None] | None,
+) -> tuple[int, str] | None:
+    """The caller's check, then who may have signed the entry: (its sequence, why it fails) or None."""
+    parsed = parse(entry.payload)
+    if check is not None:
+        problem = check(entry, parsed)
+        if problem:
+            return entry.sequence, problem
+    try:
+        change = key_change_in(entry.sequence, entry.prev_hash, parsed)
+        if change is not None:
+            spans.add(entry.sequence, schedule.change(change, entry.hash, entry.signature))
+            return None
+        label, later = schedule.entry(entry.sequence, entry.hash, entry.signature)
+    except ValueError as exc:
+        return entry.sequence, str(exc)
+    spans.add(entry.sequence, label)
+    if later is not None:
+        checks.append((index, later))
+    return None

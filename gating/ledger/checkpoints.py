@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
@@ -51,11 +52,20 @@ def _checkpoint_problem(checkpoint: dict[str, Any], key: Ed25519PublicKey | None
         signer = public_key_from_hex(str(checkpoint.get("public_key", "")))
     except ValueError:
         return "checkpoint has a signature but no valid public_key"
-    if key is not None and public_key_hex(signer) != public_key_hex(key):
-        return "checkpoint was signed by a different key than the ledger's"
     if not chain.signature_valid_bytes(signer, _signed_text(checkpoint), str(signature)):
         return "checkpoint signature does not verify (the checkpoint file was edited)"
     return None
+
+
+def _foreign_signer(checkpoint: dict[str, Any], result: chain.VerifyResult, key: Ed25519PublicKey | None) -> str | None:
+    """A checkpoint signed by none of the ledger's keys (any of them: it may predate a rotation) proves nothing."""
+    if not checkpoint.get("signature"):
+        return None
+    signer = str(checkpoint.get("public_key"))
+    ours = set(result.keys) | ({public_key_hex(key)} if key is not None else set())
+    if not ours or signer in ours:
+        return None  # no key known at all (a ledger signed before keys were recorded, checked without one)
+    return f"checkpoint was signed by a key this ledger was never signed with ({signer[:16]}…)"
 
 
 def verify_against_checkpoint(
@@ -69,31 +79,30 @@ def verify_against_checkpoint(
     result = ledger.verify(key)
     if not result.ok:
         return result
+    foreign = _foreign_signer(checkpoint, result, key)
+    if foreign:
+        return dataclasses.replace(result, ok=False, reason=foreign)
     sequence = int(checkpoint["sequence"])
     expected = str(checkpoint["head_hash"])
     taken = checkpoint["created_at"]
     if sequence == 0:
         return result
     if result.count < sequence:
-        return chain.VerifyResult(
-            False,
-            result.count,
-            result.head_hash,
-            result.count + 1,
-            f"entry {result.count + 1}: missing; the checkpoint of {taken} covers {sequence} entries but the ledger "
-            f"has {result.count} (tail truncated)",
-            result.signatures_checked,
+        return dataclasses.replace(
+            result,
+            ok=False,
+            first_bad_sequence=result.count + 1,
+            reason=f"entry {result.count + 1}: missing; the checkpoint of {taken} covers {sequence} entries but the "
+            f"ledger has {result.count} (tail truncated)",
         )
     entry = ledger.at_sequence(sequence)
     actual = entry.hash if entry is not None else ""
     if actual != expected:
-        return chain.VerifyResult(
-            False,
-            result.count,
-            result.head_hash,
-            sequence,
-            f"entry {sequence}: hash {actual[:16]}… differs from the checkpoint of {taken} ({expected[:16]}…): "
+        return dataclasses.replace(
+            result,
+            ok=False,
+            first_bad_sequence=sequence,
+            reason=f"entry {sequence}: hash {actual[:16]}… differs from the checkpoint of {taken} ({expected[:16]}…): "
             "the chain was rebuilt or rewritten since the checkpoint",
-            result.signatures_checked,
         )
     return result

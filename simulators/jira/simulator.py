@@ -106,9 +106,18 @@ class JiraSimulator:
     ) -> None:
         self.store.add_ticket(key, summary, status, issue_type, reporter)
 
-    def transition(self, key: str, to_status: str, by: str | None, at: datetime | None = None) -> None:
+    def transition(
+        self,
+        key: str,
+        to_status: str,
+        by: str | None,
+        at: datetime | None = None,
+        *,
+        extra_items: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Move the ticket; `extra_items` are other fields changed in the same history (on the transition screen)."""
         with self.store.lock:
-            self.store.transition(key, to_status, by, at)
+            self.store.transition(key, to_status, by, at, extra_items)
             payload = self.issue_updated_payload(key) if self.webhook_url else None
         # Delivered outside the lock: the receiver may well call back into this simulator while handling it.
         if payload is not None:

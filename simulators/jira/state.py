@@ -168,8 +168,15 @@ class JiraState:
             self.tickets[key] = ticket
             return ticket
 
-    def transition(self, key: str, to_status: str, by: str | None, at: datetime | None) -> _History:
-        """Move the ticket to `to_status`, recording the change as Jira's changelog does."""
+    def transition(
+        self,
+        key: str,
+        to_status: str,
+        by: str | None,
+        at: datetime | None,
+        extra_items: list[dict[str, Any]] | None = None,
+    ) -> _History:
+        """Move the ticket to `to_status`, recording the change (and `extra_items`) as Jira's changelog does."""
         with self.lock:
             ticket = self.ticket(key)
             item = {
@@ -182,6 +189,7 @@ class JiraState:
                 "toString": to_status,
             }
             history = self._append_history(ticket, item, by, at)
+            history.items.extend(extra_items or [])
             ticket.status = to_status
             return history
 
