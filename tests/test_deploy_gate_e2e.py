@@ -644,3 +644,28 @@ def test_an_approved_deployment_that_never_shipped_does_not_shorten_the_next_rel
     assert release["method"] == "last_successful"
     assert release["description"].startswith("2 commit(s) since the last successful deployment GitHub reports")
     assert first in [c["sha"] for c in ledger_entries(live_app)[-1]["payload"]["commits"]]
+
+
+def test_a_rerun_after_a_rejection_is_decided_and_answered_anew(live_app: LiveApp, repo: str) -> None:
+    live_app.jira.add_ticket("PAY-1", "Refunds", status="In Review")
+    sha = setup_release(live_app, repo, ["PAY-1 refunds"])
+    deployment_id = deploy(live_app, repo, sha)
+    (first,) = answers(live_app, repo)
+    assert first["state"] == "rejected"
+    # The ticket gets approved; the release manager presses "Re-run failed jobs": same run, attempt 2.
+    live_app.jira.transition("PAY-1", "Approved", by="acc-carol")
+    run_id = first["run_id"]
+    rerun = live_app.github.rerun_workflow(repo, run_id, creator="dave")
+    assert rerun != deployment_id
+    second = answers(live_app, repo, 2)[1]
+    assert (second["run_id"], second["state"]) == (run_id, "approved")
+    entries = [e["payload"] for e in ledger_entries(live_app) if e["kind"] == "deployment_decision"]
+    assert [(e["workflow_run_id"], e["workflow_run_attempt"], e["decision"]["state"]) for e in entries] == [
+        (run_id, 1, "rejected"),
+        (run_id, 2, "approved"),
+    ]
+    # GitHub redelivering the second request changes nothing: it was decided and answered.
+    payload = live_app.github.protection_rule_payload(repo, rerun)
+    assert live_app.deliver("deployment_protection_rule", payload).status_code == 202
+    live_app.settle()
+    assert len([a for a in live_app.github.deployment_answers(repo) if a["state"]]) == 2

@@ -69,6 +69,7 @@ def release_facts(
         ref="main",
         requester="bob",
         requested_at=NOW - timedelta(minutes=5),
+        run_attempt=1,
         range=release_range(BASE, SHA, "last_approved", "ahead", 1),
         commits=(commit,),
         pulls=(),

@@ -6,10 +6,11 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from sqlalchemy import select
@@ -17,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gating.gates.commit_pulls import CommitPullCache
 from gating.gates.emergencies import stored_people
-from gating.gates.gather import gather_policy, gather_release_facts, resolve_sha
+from gating.gates.gather import gather_policy, gather_release_facts, identify_run
 from gating.gates.render import COMMENT_LIMIT, render_deployment_comment
 from gating.github_api import GitHubError, GitHubNotFound, Installation, writes
 from gating.intake.deliveries import Delivery
@@ -35,6 +36,7 @@ from gating.services import Services
 log = logging.getLogger(__name__)
 
 router = EventRouter()
+T = TypeVar("T")
 
 PROGRESS_AFTER_SECONDS = 3.0
 _CALLBACK_PATH = re.compile(r"/repos/([^/]+)/([^/]+)/actions/runs/(\d+)/deployment_protection_rule$")
@@ -100,7 +102,14 @@ def callback_is_trusted(url: str, api_url: str) -> bool:
 
 
 def decide(services: Services, asked: ProtectionRequest) -> None:
-    existing = _decision(services, asked.request)
+    deadline = time.monotonic() + services.settings.deploy_retry_seconds
+    # Which attempt of the workflow run asks: a re-run keeps the run id, and is a new request to answer.
+    identified = _with_retries(services, asked, deadline, partial(_identify, request=asked.request))
+    if isinstance(identified, _GaveUp):
+        _record_and_answer(services, asked, asked.request, *_error(services, asked.request, identified))
+        return
+    request = identified
+    existing = _decision(services, request)
     if existing is not None:
         if existing.callback_sent_at is None:
             # Decided and recorded, but the answer was not sent (crash or GitHub down): send the same one.
@@ -117,9 +126,22 @@ def decide(services: Services, asked: ProtectionRequest) -> None:
     progress.daemon = True
     progress.start()
     try:
-        request, verdict, evidence = _evaluate_with_retries(services, asked)
+        result = _with_retries(services, asked, deadline, partial(_evaluate, services, request=request))
     finally:
         progress.cancel()
+    verdict, evidence = _error(services, request, result) if isinstance(result, _GaveUp) else result
+    _record_and_answer(services, asked, request, verdict, evidence)
+
+
+def _error(services: Services, request: DeploymentRequest, gave_up: _GaveUp) -> tuple[Verdict, dict[str, Any]]:
+    verdict = error_verdict(gave_up.rule, gave_up.summary, gave_up.reason, services.clock())
+    return verdict, error_evidence(request, verdict, gave_up.reason)
+
+
+def _record_and_answer(
+    services: Services, asked: ProtectionRequest, request: DeploymentRequest, verdict: Verdict, evidence: dict[str, Any]
+) -> None:
+    """The decision and its evidence in one transaction, then one answer to GitHub."""
     state = deployment_state(verdict)
     sha = request.sha or ""
     try:
@@ -142,6 +164,7 @@ def decide(services: Services, asked: ProtectionRequest) -> None:
                 repository=request.repository,
                 environment=request.environment,
                 run_id=request.run_id,
+                run_attempt=request.run_attempt or 0,  # 0: GitHub could not be asked which attempt
                 deployment_id=request.deployment_id,
                 sha=sha,
                 state=state,
@@ -171,6 +194,7 @@ def _decision(services: Services, request: DeploymentRequest) -> DeploymentDecis
                 DeploymentDecision.repository == request.repository,
                 DeploymentDecision.environment == request.environment,
                 DeploymentDecision.run_id == request.run_id,
+                DeploymentDecision.run_attempt == (request.run_attempt or 0),
             )
         )
 
@@ -198,47 +222,48 @@ def _approved_deployments(services: Services, request: DeploymentRequest) -> tup
         return tuple((row.deployment_id, row.sha) for row in rows)
 
 
-def _evaluate_with_retries(
-    services: Services, asked: ProtectionRequest
-) -> tuple[DeploymentRequest, Verdict, dict[str, Any]]:
-    """Evaluate; while Jira or GitHub is unavailable, wait and try again until the deadline, then reject."""
-    deadline = time.monotonic() + services.settings.deploy_retry_seconds
-    delay, reports = 1.0, 0
-    request = asked.request
+@dataclass(frozen=True)
+class _GaveUp:
+    """Why a step could not be done: the rule and summary of the error verdict, and its reason."""
+
+    rule: str
+    summary: str
+    reason: str
+
+
+def _with_retries(
+    services: Services, asked: ProtectionRequest, deadline: float, work: Callable[[Installation], T]
+) -> T | _GaveUp:
+    """Run `work`; while Jira or GitHub is unavailable, report progress, wait and try again until the deadline."""
+    delay = 1.0
     while True:
         try:
-            if not request.sha:
-                request = services.github.with_installation(
-                    asked.installation_id, partial(_resolve_sha, request=asked.request)
-                )
-            verdict, evidence = services.github.with_installation(
-                asked.installation_id, partial(_evaluate, services, request=request)
-            )
-            return request, verdict, evidence
-        except GitHubNotFound as exc:
-            if request.sha:
-                reason = exc.describe()
-            else:
-                # The workflow run the request names does not exist: waiting will not bring it back.
-                reason = f"the commit to deploy could not be determined: workflow run {request.run_id} was not found"
-                verdict = error_verdict("request", "The deployment names no commit", reason, services.clock())
-                return request, verdict, error_evidence(request, verdict, reason)
+            return services.github.with_installation(asked.installation_id, work)
+        except RunNotFound as exc:
+            # The workflow run the request names does not exist: waiting will not bring it back.
+            return _GaveUp("request", "The deployment names no commit", str(exc))
         except GitHubError as exc:
             reason = exc.describe()
         except TransientError as exc:
             reason = str(exc)
         if time.monotonic() + delay > deadline:
-            verdict = error_verdict("availability", "Evidence could not be gathered", reason, services.clock())
-            return request, verdict, error_evidence(request, verdict, reason)
-        if reports < 9:  # GitHub allows 10 progress reports; keep the last for a later message
-            reports += 1
-            _try_progress(services, asked, f"Countersign is waiting: {reason[:200]}. Retrying in {delay:.0f} s.")
+            return _GaveUp("availability", "Evidence could not be gathered", reason)
+        _try_progress(services, asked, f"Countersign is waiting: {reason[:200]}. Retrying in {delay:.0f} s.")
         time.sleep(delay)
         delay = min(delay * 2, 60.0)
 
 
-def _resolve_sha(installation: Installation, *, request: DeploymentRequest) -> DeploymentRequest:
-    return resolve_sha(installation.repo(request.repository), request)
+class RunNotFound(Exception):
+    """The workflow run a request names is gone."""
+
+
+def _identify(installation: Installation, *, request: DeploymentRequest) -> DeploymentRequest:
+    try:
+        return identify_run(installation.repo(request.repository), request)
+    except GitHubNotFound as exc:
+        raise RunNotFound(
+            f"the commit to deploy could not be determined: workflow run {request.run_id} was not found"
+        ) from exc
 
 
 def _evaluate(

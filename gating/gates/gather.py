@@ -125,11 +125,11 @@ def _jira_is_cloud(jira: JiraGateway) -> bool | None:
         return None
 
 
-def resolve_sha(repo: Repo, request: DeploymentRequest) -> DeploymentRequest:
-    """The request with its SHA: the deployment's, else the payload's, else its workflow run's head."""
-    if request.sha:
-        return request
-    return replace(request, sha=reads.workflow_run_head_sha(repo, request.run_id))
+def identify_run(repo: Repo, request: DeploymentRequest) -> DeploymentRequest:
+    """The request with its workflow run's attempt, and its SHA: the deployment's, else the payload's, else the
+    run's head. Raises GitHubNotFound when the run is gone."""
+    head_sha, attempt = reads.workflow_run(repo, request.run_id)
+    return replace(request, sha=request.sha or head_sha, run_attempt=attempt)
 
 
 def gather_release_facts(
@@ -173,10 +173,24 @@ def gather_release_facts(
     # Fresh from Jira at this moment: a revoked approval must never pass on a cached read.
     lookup, jira_error = gather_tickets(jira, keys, policy, fresh=True)
     return DeploymentFacts(
-        request.repository, request.environment, request.deployment_id, request.run_id, sha, request.ref,
-        request.requester, request.requested_at, release, commits, pulls, lookup.tickets, lookup.unknown, jira_error,
-        checks, clock(),
-    )  # fmt: skip
+        repository=request.repository,
+        environment=request.environment,
+        deployment_id=request.deployment_id,
+        run_id=request.run_id,
+        sha=sha,
+        ref=request.ref,
+        requester=request.requester,
+        requested_at=request.requested_at,
+        run_attempt=request.run_attempt,
+        range=release,
+        commits=commits,
+        pulls=pulls,
+        tickets=lookup.tickets,
+        unknown_tickets=lookup.unknown,
+        jira_error=jira_error,
+        checks=checks,
+        evaluated_at=clock(),
+    )
 
 
 class AssociationCache(Protocol):

@@ -138,8 +138,10 @@ def history(repo: Repo, sha: str, limit: int) -> tuple[tuple[Commit, ...], bool]
 
 
 @translated
-def workflow_run_head_sha(repo: Repo, run_id: int) -> str:
-    return str(repo.api.get_workflow_run(run_id).head_sha)
+def workflow_run(repo: Repo, run_id: int) -> tuple[str, int]:
+    """A workflow run's head SHA and attempt (a re-run keeps the id and counts attempts)."""
+    run = repo.api.get_workflow_run(run_id)
+    return str(run.head_sha), int(run.run_attempt)
 
 
 @translated

@@ -135,6 +135,7 @@ class DeploymentRequest:
     ref: str | None
     requester: str
     requested_at: datetime  # the deployment's creation, else when Countersign received the request
+    run_attempt: int | None = None  # read from the workflow run: a re-run keeps the run id
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ class DeploymentFacts:
     ref: str | None
     requester: str
     requested_at: datetime
+    run_attempt: int | None
     range: ReleaseRange
     commits: tuple[Commit, ...]
     pulls: tuple[PullRequestInfo, ...]

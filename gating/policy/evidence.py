@@ -44,6 +44,7 @@ def request_evidence(request: DeploymentRequest, captured_at: datetime) -> dict[
         "environment": request.environment,
         "deployment_id": request.deployment_id,
         "workflow_run_id": request.run_id,
+        "workflow_run_attempt": request.run_attempt,
         "sha": request.sha,
         "ref": request.ref,
         "requester": request.requester,
@@ -75,6 +76,7 @@ def build_evidence(facts: DeploymentFacts, verdict: Verdict, policy: Policy) -> 
         facts.ref,
         facts.requester,
         facts.requested_at,
+        facts.run_attempt,
     )
     tickets = []
     results = {t.key: t for t in verdict.tickets}
