@@ -389,19 +389,37 @@ def test_review_required_and_a_push_dismisses_it(live_app: LiveApp, repo: str) -
 def test_merge_group_is_evaluated_on_the_group_head(live_app: LiveApp, repo: str) -> None:
     live_app.jira.add_ticket("PAY-5", status="In Progress")
     live_app.github.webhook_url = None
-    base = live_app.github.add_commit(repo, "main", "Earlier work", author=CAROL)
+    live_app.github.add_commit(repo, "main", "Earlier work", author=CAROL)
     live_app.github.add_commit(repo, "feature/pay-5", "queued change", author=ALICE)
     number = live_app.github.open_pull_request(repo, head="feature/pay-5", title="Refunds", author="alice")
-    # The queue builds its group branch from main plus the PR; the branch name is what names PAY-5.
-    queue_ref = f"gh-readonly-queue/main/pr-{number}-{base}"
-    head = live_app.github.add_commit(repo, queue_ref, f"Refunds (#{number})", author=ALICE)
-    payload = live_app.github.merge_group_payload(
-        repo, head_sha=head, base_sha=base, head_ref=f"refs/heads/{queue_ref}"
-    )
+    # The queue merges the PR's head on a temporary branch; the PR's branch name is what names PAY-5.
+    head, payload = live_app.github.queue_merge_group(repo, [number], queued_by=BOB)
     assert live_app.deliver("merge_group", payload).status_code == 202
     check = completed_check(live_app.github, repo, head)
     assert check["conclusion"] == "failure"
     assert check["output"]["title"] == "PAY-5 is In Progress; it needs to be moved to Approved in Jira"
+
+
+def test_every_pr_in_a_merge_group_is_evaluated_with_its_own_title_and_commits(live_app: LiveApp, repo: str) -> None:
+    live_app.jira.add_ticket("PAY-6", status="In Review")
+    live_app.jira.transition("PAY-6", "Approved", by="acc-carol")
+    live_app.jira.add_ticket("PAY-7", status="In Progress")
+    live_app.github.webhook_url = None
+    live_app.github.add_commit(repo, "feature/six", "refunds", author=ALICE)
+    six = live_app.github.open_pull_request(repo, head="feature/six", title="PAY-6: refunds", author="alice")
+    live_app.github.add_commit(repo, "feature/seven", "payouts", author=ALICE)
+    seven = live_app.github.open_pull_request(repo, head="feature/seven", title="PAY-7: payouts", author="alice")
+    # The group for the last PR holds both; only the last PR's number is in the group's branch name.
+    head, payload = live_app.github.queue_merge_group(repo, [six, seven], queued_by=CAROL)
+    assert live_app.deliver("merge_group", payload).status_code == 202
+    check = completed_check(live_app.github, repo, head)
+    assert check["conclusion"] == "failure"
+    summary = check["output"]["summary"]
+    # PAY-6's commits are covered by PR #six, PAY-7's by PR #seven; PAY-7 is not approved, PAY-6 is — and Carol,
+    # who queued both (GitHub's merge commits name her), wrote none of the code.
+    assert check["output"]["title"] == "PAY-7 is In Progress; it needs to be moved to Approved in Jira"
+    assert "| [PAY-6](" in summary and "✅ passed" in summary
+    assert "name no Jira ticket" not in summary
 
 
 def test_expired_installation_token_is_refreshed(live_app: LiveApp, repo: str) -> None:

@@ -13,6 +13,7 @@ from gating.policy.config import CONFIG_PATH, Policy, parse_policy
 from gating.policy.deployment import (
     DeploymentFacts,
     DeploymentRequest,
+    MergeGroupFacts,
     PullRequestInfo,
     ShippedBefore,
     deployment_references,
@@ -63,12 +64,19 @@ def gather_tickets(
 
 @dataclass(frozen=True)
 class ChangeToMerge:
-    """What the merge gate evaluates: a PR's commits, or a merge group's (with the PR it was made for)."""
+    """A PR's change: its commits from its base to its head, and the PR as GitHub describes it."""
 
     base_sha: str
     head_sha: str
-    pull: Mapping[str, Any]  # the PR as GitHub describes it; empty when a merge group names no PR
-    merge_group: bool = False
+    pull: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class GroupToMerge:
+    """A merge queue's group: the commits from the group's base to its head, of one or more PRs."""
+
+    base_sha: str
+    head_sha: str
 
 
 def gather_pull_request_facts(
@@ -80,10 +88,10 @@ def gather_pull_request_facts(
     fresh: bool,
     clock: Callable[[], datetime],
 ) -> PullRequestFacts:
-    """The facts of a PR, or of a merge group: every commit (past the PR endpoint's 250), reviews, tickets."""
+    """The facts of a PR: every commit (past the PR endpoint's 250), reviews when required, tickets."""
     pull = change.pull
     head = pull.get("head") or {}
-    number = None if change.merge_group else pull.get("number")
+    number = pull.get("number")
     commits = reads.commits_between(repo, change.base_sha, change.head_sha)
     reviews = reads.reviews(repo, int(number)) if policy.require_review and number is not None else ()
     references = collect_references(
@@ -123,6 +131,32 @@ def _jira_is_cloud(jira: JiraGateway) -> bool | None:
     except JiraUnavailable as exc:
         log.info("jira.deployment_type_unknown", extra={"error": exc.detail})
         return None
+
+
+def gather_merge_group_facts(
+    repo: Repo,
+    jira: JiraGateway,
+    group: GroupToMerge,
+    policy: Policy,
+    *,
+    clock: Callable[[], datetime],
+    cache: AssociationCache | None = None,
+) -> MergeGroupFacts:
+    """The facts of a merge group: its commits, the PR GitHub says each came with, every ticket read fresh."""
+    commits = reads.commits_between(repo, group.base_sha, group.head_sha)
+    pulls = gather_pulls(repo, commits, cache)
+    keys = deployment_references(commits, pulls, policy).all_keys
+    lookup, jira_error = gather_tickets(jira, keys, policy, fresh=True)
+    return MergeGroupFacts(
+        repository=repo.full_name,
+        head_sha=group.head_sha,
+        commits=commits,
+        pulls=pulls,
+        tickets=lookup.tickets,
+        unknown_tickets=lookup.unknown,
+        jira_error=jira_error,
+        evaluated_at=clock(),
+    )
 
 
 def identify_run(repo: Repo, request: DeploymentRequest) -> DeploymentRequest:
@@ -265,4 +299,5 @@ def _pull_info(raw: Mapping[str, Any], commit_shas: tuple[str, ...]) -> PullRequ
         commit_shas=commit_shas,
         merge_commit_sha=raw.get("merge_commit_sha") if raw.get("merged_at") else None,
         merged_by=(raw.get("merged_by") or {}).get("login"),
+        head_sha=(raw.get("head") or {}).get("sha"),
     )

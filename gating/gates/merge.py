@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from typing import Any
 
 from gating.gates.check_runs import complete_check_run, start_check_run
-from gating.gates.gather import ChangeToMerge, gather_policy, gather_pull_request_facts
+from gating.gates.commit_pulls import CommitPullCache
+from gating.gates.gather import (
+    ChangeToMerge,
+    GroupToMerge,
+    gather_merge_group_facts,
+    gather_policy,
+    gather_pull_request_facts,
+)
 from gating.gates.pull_requests import PullRequestRef, forget_pull_request, index_pull_request
 from gating.github_api import GitHubError, Installation, Repo, reads
 from gating.intake.deliveries import Delivery
 from gating.intake.payloads import optional, required
 from gating.intake.routing import EventRouter
-from gating.policy.config import DEFAULTS, PolicyError
+from gating.policy.config import DEFAULTS, Policy, PolicyError
+from gating.policy.deployment import evaluate_merge_group
 from gating.policy.pull_request import error_verdict, evaluate_pull_request
 from gating.policy.verdict import Verdict
 from gating.services import Services
@@ -26,9 +33,6 @@ router = EventRouter()
 # Two deliveries for the same head (a push and a review) must not both create a check run.
 _head_locks: dict[tuple[str, str], threading.Lock] = {}
 _head_locks_guard = threading.Lock()
-
-# A merge queue's branch names the PR the group was made for: gh-readonly-queue/main/pr-42-<sha>.
-_QUEUE_REF = re.compile(r"/pr-(\d+)-")
 
 
 def _lock_for(repository: str, sha: str) -> threading.Lock:
@@ -120,10 +124,7 @@ def _gate(services: Services, installation: Installation, ref: PullRequestRef, *
 
 def _gate_merge_group(services: Services, installation: Installation, repository: str, group: dict[str, Any]) -> None:
     repo = installation.repo(repository)
-    # The PR the group was made for: its title and branch cover the commits as they do on the PR itself.
-    match = _QUEUE_REF.search(group.get("head_ref") or "")
-    pull = (reads.pull_request_or_none(repo, int(match.group(1))) if match else None) or {}
-    change = ChangeToMerge(group["base_sha"], group["head_sha"], pull, merge_group=True)
+    change = GroupToMerge(group["base_sha"], group["head_sha"])
     _evaluate_and_publish(services, installation, repo, change, None, new_run=True, fresh=True)
 
 
@@ -131,7 +132,7 @@ def _evaluate_and_publish(
     services: Services,
     installation: Installation,
     repo: Repo,
-    change: ChangeToMerge,
+    change: ChangeToMerge | GroupToMerge,
     number: int | None,
     *,
     new_run: bool,
@@ -150,13 +151,24 @@ def _evaluate_and_publish(
         name = policy.check_name
         run_id = start_check_run(services.db, repo, change.head_sha, name, number, new_run)
         try:
-            facts = gather_pull_request_facts(repo, services.jira, change, policy, fresh=fresh, clock=services.clock)
+            verdict = _evaluate(services, repo, change, policy, fresh=fresh)
         except GitHubError as exc:
             # Reading GitHub failed mid-way: say so on the check, and let a redelivery try again.
             reason = f"{exc.describe()}; re-run this check"
             verdict = error_verdict("github", "GitHub could not be read", reason, services.clock())
             complete_check_run(services.db, repo, change.head_sha, name, run_id, verdict)
             raise
-        verdict = evaluate_pull_request(facts, policy)
         complete_check_run(services.db, repo, change.head_sha, name, run_id, verdict)
         return verdict
+
+
+def _evaluate(
+    services: Services, repo: Repo, change: ChangeToMerge | GroupToMerge, policy: Policy, *, fresh: bool
+) -> Verdict:
+    """Gather the facts once and evaluate them: a PR on its own, or every PR of a merge group."""
+    if isinstance(change, GroupToMerge):
+        cache = CommitPullCache(services.db, services.clock)
+        group = gather_merge_group_facts(repo, services.jira, change, policy, clock=services.clock, cache=cache)
+        return evaluate_merge_group(group, policy)
+    facts = gather_pull_request_facts(repo, services.jira, change, policy, fresh=fresh, clock=services.clock)
+    return evaluate_pull_request(facts, policy)

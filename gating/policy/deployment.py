@@ -18,7 +18,7 @@ from gating.policy.pull_request import (
     traceability_finding,
     uncovered_commits,
 )
-from gating.policy.verdict import Finding, Outcome, Verdict
+from gating.policy.verdict import Finding, Outcome, TicketResult, Verdict
 from jira_client.models import Ticket
 
 
@@ -101,24 +101,25 @@ class PullRequestInfo:
     commit_shas: tuple[str, ...]  # the release's commits that came with this PR
     merge_commit_sha: str | None = None
     merged_by: str | None = None
+    head_sha: str | None = None
 
 
 def github_merge_commits(commits: Sequence[Commit], pulls: Sequence[PullRequestInfo]) -> dict[str, PullRequestInfo]:
-    """The merge commits GitHub made when merging a PR (Merge button or merge queue), by SHA.
+    """The merge commits GitHub made when merging a PR (the Merge button: the PR's merge commit; a merge queue:
+    a commit whose second parent is the PR's head), by SHA.
 
-    Their author is whoever pressed Merge, who merged the code but wrote none of it. A merge commit made
-    locally and pushed by a person is not one of these: its author still counts as an author.
+    Their author is whoever pressed Merge or queued the PR, who merged the code but wrote none of it. A merge
+    commit made locally and pushed by a person is not one of these (GitHub neither committed nor signed it):
+    its author still counts as an author.
     """
-    by_sha = {c.sha: c for c in commits}
     found = {}
-    for pull in pulls:
-        commit = by_sha.get(pull.merge_commit_sha or "")
-        if (
-            commit is not None
-            and len(commit.parents) >= 2
-            and commit.verified
-            and (commit.committer.login or "").lower() == "web-flow"
-        ):
+    heads = {pull.head_sha: pull for pull in pulls if pull.head_sha}
+    merges = {pull.merge_commit_sha: pull for pull in pulls if pull.merge_commit_sha}
+    for commit in commits:
+        if len(commit.parents) < 2 or not commit.verified or (commit.committer.login or "").lower() != "web-flow":
+            continue
+        pull = merges.get(commit.sha) or heads.get(commit.parents[1])
+        if pull is not None and commit.sha in pull.commit_shas:
             found[commit.sha] = pull
     return found
 
@@ -210,39 +211,95 @@ def emergency_tickets(commits: Sequence[Commit], pulls: Sequence[PullRequestInfo
     return frozenset(keys)
 
 
-def evaluate_deployment(facts: DeploymentFacts, policy: Policy) -> Verdict:
-    """Approve only when every commit is covered, every ticket approved by a non-author (and not by the
-    requester), and every required check has succeeded on the SHA."""
-    references = deployment_references(facts.commits, facts.pulls, policy)
-    requester = GitHubPerson(login=facts.requester)
+@dataclass(frozen=True)
+class MergeGroupFacts:
+    """What a merge queue is about to merge: every PR in the group, each with its own commits."""
+
+    repository: str
+    head_sha: str
+    commits: tuple[Commit, ...]
+    pulls: tuple[PullRequestInfo, ...]
+    tickets: Mapping[str, Ticket]
+    unknown_tickets: frozenset[str]
+    jira_error: str | None
+    evaluated_at: datetime
+
+
+def evaluate_changes(
+    commits: Sequence[Commit],
+    pulls: Sequence[PullRequestInfo],
+    tickets: Mapping[str, Ticket],
+    unknown: frozenset[str],
+    jira_error: str | None,
+    policy: Policy,
+    *,
+    people: Sequence[tuple[str, GitHubPerson]],
+    fix: str,
+    now: datetime,
+) -> tuple[tuple[TicketResult, ...], list[Finding], tuple[Commit, ...]]:
+    """Commits that came with several PRs (a release, a merge group): each commit covered by its own message or
+    by the PR it came with, each PR's tickets approved by someone who is neither its author nor an author or
+    committer of the commits that reference them (nor one of `people`)."""
+    references = deployment_references(commits, pulls, policy)
     people_by_key: dict[str, list[tuple[str, GitHubPerson]]] = {}
-    for pull in facts.pulls:
+    for pull in pulls:
         change = collect_references(policy, title=pull.title, branch=pull.head_ref, body=pull.body).change_keys
         for key in change:
             people_by_key.setdefault(key, []).append((f"the author of PR #{pull.number}", GitHubPerson(pull.author)))
-    emergency_keys = emergency_tickets(facts.commits, facts.pulls, policy)
-    tickets = evaluate_tickets(
+    results = evaluate_tickets(
         references,
+        commits,
+        tickets,
+        unknown,
+        jira_error,
+        policy,
+        people=people,
+        people_by_key=people_by_key,
+        emergency_keys=emergency_tickets(commits, pulls, policy),
+        github_merges=frozenset(github_merge_commits(commits, pulls)),
+        now=now,
+    )
+    findings: list[Finding] = []
+    uncovered = uncovered_commits(references, commits, policy)
+    if uncovered:
+        findings.append(traceability_finding(uncovered, fix, policy))
+    exempted = exemption_finding(commits, policy)
+    if exempted is not None:
+        findings.append(exempted)
+    return results, findings, uncovered
+
+
+def evaluate_merge_group(facts: MergeGroupFacts, policy: Policy) -> Verdict:
+    """The merge gate over a merge queue's group: every PR in it evaluated with its own title, branch and body."""
+    tickets, findings, uncovered = evaluate_changes(
         facts.commits,
+        facts.pulls,
         facts.tickets,
         facts.unknown_tickets,
         facts.jira_error,
         policy,
-        people=[("the deployment requester", requester)] if facts.requester else [],
-        people_by_key=people_by_key,
-        emergency_keys=emergency_keys,
-        github_merges=frozenset(github_merge_commits(facts.commits, facts.pulls)),
+        people=(),
+        fix="neither do the PRs they came with; reference a ticket in each",
         now=facts.evaluated_at,
     )
-    findings: list[Finding] = []
-    uncovered = uncovered_commits(references, facts.commits, policy)
-    if uncovered:
-        findings.append(
-            traceability_finding(uncovered, "neither do the PRs they came with; reference a ticket in each", policy)
-        )
-    exempted = exemption_finding(facts.commits, policy)
-    if exempted is not None:
-        findings.append(exempted)
+    return make_verdict(tickets, findings, uncovered, len(facts.commits), facts.evaluated_at)
+
+
+def evaluate_deployment(facts: DeploymentFacts, policy: Policy) -> Verdict:
+    """Approve only when every commit is covered, every ticket approved by a non-author (and not by the
+    requester), and every required check has succeeded on the SHA."""
+    requester = [("the deployment requester", GitHubPerson(login=facts.requester))] if facts.requester else []
+    tickets, findings, uncovered = evaluate_changes(
+        facts.commits,
+        facts.pulls,
+        facts.tickets,
+        facts.unknown_tickets,
+        facts.jira_error,
+        policy,
+        people=requester,
+        fix="neither do the PRs they came with; reference a ticket in each",
+        now=facts.evaluated_at,
+    )
     required = policy.environment(facts.environment).required_checks
     for check in evaluate_required_checks(required, facts.checks):
         label = check.rule.label()

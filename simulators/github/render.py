@@ -401,7 +401,7 @@ def pulls_for_sha(sim: GitHubSimulator, repo: _Repo, sha: str, *, minimal: bool)
         if minimal and pr.state != "open":
             continue
         head_sha = repo.head_sha(pr)
-        introduced = not minimal and sha in pr.introduced
+        introduced = not minimal and (sha in pr.introduced or (pr.state == "open" and sha in pr.queued))
         branch_commit = pr.merged_at is None and sha in repo.only_in(head_sha, repo.branches[pr.base_ref])
         if head_sha == sha or introduced or (not minimal and branch_commit):
             if minimal:

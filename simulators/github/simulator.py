@@ -370,6 +370,28 @@ class GitHubSimulator:
             self.deliver("deployment_protection_rule", payload)
         return deployment_id
 
+    def queue_merge_group(
+        self, full_name: str, numbers: list[int], *, queued_by: Person, base: str = "main"
+    ) -> tuple[str, dict[str, Any]]:
+        """GitHub's merge queue: a temporary branch from the base with one merge commit per PR, in queue order,
+        made and signed by GitHub. Returns the group's head and its `merge_group` `checks_requested` payload."""
+        with self.store.lock:
+            repo = self.store.repo(full_name)
+            base_sha = tip = repo.branches[base]
+            for number in numbers:
+                pr = repo.pulls[number]
+                message = f"Merge pull request #{number} from {repo.owner}/{pr.head_ref}\n\n{pr.title}"
+                tip = self.store.make_commit(
+                    repo, message, queued_by, WEB_FLOW, [tip, repo.head_sha(pr)], verified=True
+                )
+                pr.queued.append(tip)
+            ref = f"gh-readonly-queue/{base}/pr-{numbers[-1]}-{base_sha}"
+            repo.branches[ref] = tip
+        payload = self.merge_group_payload(
+            full_name, head_sha=tip, base_sha=base_sha, head_ref=f"refs/heads/{ref}", base_ref=f"refs/heads/{base}"
+        )
+        return tip, payload
+
     def rerun_workflow(self, full_name: str, run_id: int, *, creator: str, deliver: bool = True) -> int:
         """ "Re-run jobs": the same run id, the next attempt, a new deployment to each environment it deployed to,
         each asking our app again. Returns the newest new deployment's id."""

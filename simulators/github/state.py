@@ -71,6 +71,7 @@ class _PullRequest:
     merged_by: str | None = None
     merge_commit_sha: str | None = None
     introduced: list[str] = field(default_factory=list)  # the commits the merge put on the base branch
+    queued: list[str] = field(default_factory=list)  # merge queue commits that merge this PR's head
 
 
 @dataclass
