@@ -16,9 +16,9 @@ from gating.gates.gather import (
     gather_pull_request_facts,
 )
 from gating.gates.pull_requests import PullRequestRef, forget_pull_request, index_pull_request
-from gating.github_api import GitHubError, Installation, Repo, reads
+from gating.github_api import GitHubError, GitHubNotFound, Installation, Repo, reads
 from gating.intake.deliveries import Delivery
-from gating.intake.payloads import optional, required
+from gating.intake.payloads import NotActionable, optional, required
 from gating.intake.routing import EventRouter
 from gating.policy.config import DEFAULTS, Policy, PolicyError
 from gating.policy.deployment import evaluate_merge_group
@@ -103,7 +103,10 @@ def gate_pull_request(services: Services, ref: PullRequestRef, *, fresh: bool = 
 
 def _gate(services: Services, installation: Installation, ref: PullRequestRef, *, fresh: bool, new_run: bool) -> None:
     repo = installation.repo(ref.repository)
-    pull = reads.pull_request(repo, ref.number)  # always the current head: deliveries arrive out of order
+    try:
+        pull = reads.pull_request(repo, ref.number)  # always the current head: deliveries arrive out of order
+    except GitHubNotFound as exc:
+        raise NotActionable(f"{ref.repository}#{ref.number} is not visible to the app (GitHub answered 404)") from exc
     if pull.get("state") != "open":
         forget_pull_request(services.db, ref.repository, ref.number)
         return

@@ -2,6 +2,16 @@
 
 from gating.github_api import reads, writes
 from gating.github_api.app import GitHubApp, Installation, Repo
-from gating.github_api.errors import GitHubError, GitHubNotFound, GitHubUnavailable
+from gating.github_api.errors import GitHubError, GitHubNotFound, GitHubUnavailable, InstallationGone
 
-__all__ = ["GitHubApp", "GitHubError", "GitHubNotFound", "GitHubUnavailable", "Installation", "Repo", "reads", "writes"]
+__all__ = [
+    "GitHubApp",
+    "GitHubError",
+    "GitHubNotFound",
+    "GitHubUnavailable",
+    "Installation",
+    "InstallationGone",
+    "Repo",
+    "reads",
+    "writes",
+]

@@ -14,7 +14,7 @@ from cachetools import TLRUCache
 from github import Auth, Github, GithubIntegration, GithubRetry
 from github.Repository import Repository
 
-from gating.github_api.errors import GitHubError, translated
+from gating.github_api.errors import GitHubError, GitHubNotFound, InstallationGone, translated
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,10 @@ class GitHubApp:
         )
         try:
             grant = translated(integration.get_access_token)(installation_id)
+        except GitHubNotFound as exc:
+            raise InstallationGone(
+                404, f"installation {installation_id} does not exist (the app was uninstalled?)"
+            ) from exc
         finally:
             integration.close()
         expires_at = grant.expires_at

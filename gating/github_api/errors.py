@@ -29,6 +29,10 @@ class GitHubNotFound(GitHubError):
     """404: the object (or the app's access to it) does not exist."""
 
 
+class InstallationGone(GitHubNotFound):
+    """The app is not installed on that account (any more): nothing can be read or answered there."""
+
+
 class GitHubUnavailable(GitHubError):
     """No answer at all: connection refused or reset, DNS, a read timeout."""
 

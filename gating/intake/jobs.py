@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
+from gating.github_api.errors import InstallationGone
 from gating.intake.deliveries import Delivery
 from gating.intake.payloads import NotActionable
 from gating.logs import bound
@@ -34,7 +35,7 @@ def run_delivery(services: Services, delivery: Delivery) -> None:
         started = time.perf_counter()
         try:
             services.router.dispatch(delivery, services)
-        except NotActionable as exc:
+        except (NotActionable, InstallationGone) as exc:
             log.info("webhook.not_actionable", extra={"reason": str(exc), "duration_ms": _elapsed_ms(started)})
             services.deliveries.finish(delivery.id)
         except Exception as exc:  # one catch-all per job: the worker must survive any handler bug
