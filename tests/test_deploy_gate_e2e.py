@@ -669,3 +669,17 @@ def test_a_rerun_after_a_rejection_is_decided_and_answered_anew(live_app: LiveAp
     assert live_app.deliver("deployment_protection_rule", payload).status_code == 202
     live_app.settle()
     assert len([a for a in live_app.github.deployment_answers(repo) if a["state"]]) == 2
+
+
+def test_half_an_emoji_in_a_commit_message_is_recorded_and_the_deployment_answered(
+    live_app: LiveApp, repo: str
+) -> None:
+    approved(live_app, "PAY-1")
+    broken = "PAY-1 fix the \ud83d banner"  # a lone surrogate: half an emoji, cut by a tool that counts UTF-16 units
+    sha = setup_release(live_app, repo, [broken])
+    deploy(live_app, repo, sha)
+    (answer,) = answers(live_app, repo)
+    assert answer["state"] == "approved", answer["comment"]
+    (commit,) = [c for c in ledger_entries(live_app)[-1]["payload"]["commits"] if c["sha"] == sha]
+    assert commit["message"] == broken
+    assert live_app.services.ledger.verify().ok

@@ -163,3 +163,22 @@ def test_export_an_audit_period_as_a_json_array(
     assert bad.exit_code == 2 and "--since" in bad.output
     html_many = CliRunner().invoke(main, ["export", "--repo", repo, "--format", "html"])
     assert html_many.exit_code == 2 and "HTML exports one dossier" in html_many.output
+
+
+def test_the_dossier_names_each_pr_and_who_merged_it(live_app: LiveApp, repo: str, token: str) -> None:
+    from conftest import ALICE, CAROL
+    from test_deploy_gate_e2e import ledger_entries
+
+    approved(live_app, "PAY-1")
+    setup_release(live_app, repo, [], build=None)
+    live_app.github.add_commit(repo, "feature/pay-1", "refunds", author=ALICE)
+    number = live_app.github.open_pull_request(repo, head="feature/pay-1", title="PAY-1: refunds", author="alice")
+    sha = live_app.github.merge_pull_request(repo, number, by=CAROL)
+    live_app.github.add_check_run(repo, sha, "build")
+    deploy(live_app, repo, sha)
+    assert answers(live_app, repo)[0]["state"] == "approved"
+    entry_id = live_app.services.ledger.search(kind="deployment_decision", limit=1)[0].id
+    html = page(live_app, f"/deployments/{entry_id}", auth=("auditor", token)).text
+    assert f"<tr><td>#{number}</td><td>PAY-1: refunds</td><td>alice</td><td>carol</td><td>2</td>" in html
+    assert "(attempt 1)" in html
+    assert ledger_entries(live_app)[-1]["payload"]["pull_requests"][0]["merged_by"] == "carol"

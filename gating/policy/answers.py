@@ -94,6 +94,18 @@ def answer_questions(
         "commits": commits,
         "count": len(commits),
         "all_map_to_approved_tickets": all(c["maps_to_approved_ticket"] for c in commits),
+        # The PRs GitHub says brought the commits, and who merged each (who merged is not an author).
+        "pull_requests": [
+            {
+                "number": p.get("number"),
+                "title": p.get("title"),
+                "author": p.get("author"),
+                "merged_by": p.get("merged_by"),
+                "labels": list(p.get("labels") or []),
+                "commit_count": len(p.get("commits") or []),
+            }
+            for p in evidence.get("pull_requests") or []
+        ],
         "unmapped": [c["sha"] for c in commits if not c["maps_to_approved_ticket"]],
     }
 

@@ -253,7 +253,7 @@ class Store:
             + f"author {author.name} <{author.email}> {self._seq}\ncommitter {committer.name} <{committer.email}>\n\n"
             + message
         )
-        sha = hashlib.sha1(content.encode()).hexdigest()
+        sha = hashlib.sha1(content.encode("utf-8", "surrogatepass")).hexdigest()  # git keeps any bytes
         repo.commits[sha] = _Commit(sha, message, author, committer, list(parents), self._seq, now(), tree, verified)
         return sha
 
