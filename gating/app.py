@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from flask import Flask, jsonify
@@ -13,7 +14,7 @@ from gating.gates import deploy, merge, tickets
 from gating.github_api import GitHubApp
 from gating.intake import health, webhooks
 from gating.intake.deliveries import DeliveryStore
-from gating.intake.jobs import ThreadProcessor
+from gating.intake.jobs import DatabaseWorker, InlineProcessor, run_delivery
 from gating.intake.routing import EventRouter
 from gating.ledger import Ledger, load_signing_key
 from gating.logs import configure_from_settings
@@ -47,7 +48,7 @@ def build_services(settings: Settings, **overrides: Any) -> Services:
             cache_ttl=settings.jira_cache_seconds,
         ),
         deliveries=DeliveryStore(db, clock),
-        processor=overrides.pop("processor", None) or ThreadProcessor(settings.workers),
+        processor=overrides.pop("processor", None) or InlineProcessor(),
         router=ROUTER,
         ledger=overrides.pop("ledger", None)
         or Ledger(db, load_signing_key(settings.signing_key_path) if settings.signing_key_path else None, clock=clock),
@@ -58,14 +59,23 @@ def build_services(settings: Settings, **overrides: Any) -> Services:
     return services
 
 
+def embedded_worker(services: Services) -> DatabaseWorker:
+    """The in-process worker over the stored deliveries: merge checks and deploy decisions on threads of their own."""
+    threads = {"merge": services.settings.workers, "deploy": services.settings.workers}
+    return DatabaseWorker(partial(run_delivery, services), services.deliveries, threads=threads)
+
+
 def create_app(settings: Settings | None = None, *, check_migrations: bool = True, **overrides: Any) -> Flask:
     app = Flask(__name__, instance_path=str(instance_path()), instance_relative_config=True)
     settings = settings or Settings.from_env()
     # First, so that whatever booting logs is already JSON and already free of the secrets.
     configure_from_settings(settings)
+    custom_processor = "processor" in overrides
     services = build_services(settings, **overrides)
     if check_migrations:
         services.db.require_migrated()
+    if not custom_processor:
+        services.processor = embedded_worker(services).start()
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["countersign"] = services
     app.register_blueprint(webhooks.bp)

@@ -38,20 +38,26 @@ class Base(DeclarativeBase):
 
 
 class Delivery(Base):
-    """One webhook delivery, keyed by the sender's id so that a redelivery is recognised."""
+    """One webhook delivery, keyed by the sender's id so that a redelivery is recognised; with its payload,
+    it is also a job: queued until a worker claims it for a lease, then completed or failed."""
 
     __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_runnable", "queue", "status", "received_at"),)
 
     id: Mapped[str] = mapped_column(String(200), primary_key=True)  # "github:<X-GitHub-Delivery>"
     source: Mapped[str] = mapped_column(String(20))
     event: Mapped[str] = mapped_column(String(100))
     action: Mapped[str | None] = mapped_column(String(100))
     payload_sha256: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(20))  # processing | completed | failed | ignored
-    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(20))  # queued | processing | completed | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    payload: Mapped[str | None] = mapped_column(Text)  # the JSON as received
+    queue: Mapped[str] = mapped_column(String(20), default="merge")  # merge | deploy
+    run_after: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())  # a worker holds it until then
 
 
 class PullRequestTicket(Base):

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import pytest
@@ -337,9 +338,12 @@ def test_twenty_concurrent_decisions_form_one_chain(live_app: LiveApp, repo: str
         pytest.skip("concurrency is tested on PostgreSQL: COUNTERSIGN_TEST_DB=postgresql TEST_DATABASE_URL=…")
     from concurrent.futures import ThreadPoolExecutor
 
-    from gating.intake.jobs import ThreadProcessor
+    from gating.intake.jobs import DatabaseWorker, run_delivery
 
-    live_app.services.processor = ThreadProcessor(20)  # twenty decisions at once, not four
+    live_app.services.processor.shutdown()
+    live_app.services.processor = DatabaseWorker(  # twenty decisions at once, not four
+        partial(run_delivery, live_app.services), live_app.services.deliveries, threads={"merge": 1, "deploy": 20}
+    ).start()
     approved(live_app, "PAY-1")
     live_app.github.webhook_url = None
     tip = _tip(live_app, repo)

@@ -1,22 +1,28 @@
-"""Durable webhook delivery records: each delivery is processed once, a crashed one again."""
+"""Durable webhook deliveries: stored with their payload when accepted, processed once, a crashed one again.
+
+The table is also the embedded job queue: a worker claims a queued delivery for a lease and renews it
+while it works; a delivery whose worker died (its lease ran out) is claimed again by another.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gating.db import Database, rows_updated
 from gating.models import Delivery as DeliveryRow
 
-# A delivery still "processing" after this long was abandoned by a crashed worker:
-# a redelivery may take it over.
-PROCESSING_LEASE = timedelta(minutes=10)
+# How long a claim lasts without being renewed. Workers renew it while they work, so only a dead
+# worker lets it run out; then another worker (or a redelivery) takes the delivery over.
+LEASE = timedelta(seconds=60)
+QUEUES = ("merge", "deploy")
 
 
 @dataclass(frozen=True)
@@ -33,14 +39,24 @@ def payload_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+def queue_for(event: str) -> str:
+    """Deploy decisions wait on Jira and GitHub for minutes at worst: they never hold up a merge check."""
+    return "deploy" if event == "deployment_protection_rule" else "merge"
+
+
 class DeliveryStore:
     def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
         self.db = db
         self.clock = clock
 
-    def claim(self, delivery: Delivery, digest: str) -> bool:
-        """True when this worker should process the delivery; False for a duplicate."""
+    def accept(self, delivery: Delivery, digest: str) -> bool:
+        """Store the delivery, payload included, as queued; False for a duplicate of one done or under way.
+
+        A delivery seen before is queued again when it failed, or when its worker died mid-way: a manual
+        redelivery is honoured, never swallowed.
+        """
         now = self.clock()
+        text = json.dumps(delivery.payload, separators=(",", ":"))
         try:
             with self.db.session() as session:
                 session.add(
@@ -50,30 +66,74 @@ class DeliveryStore:
                         event=delivery.event,
                         action=delivery.action,
                         payload_sha256=digest,
-                        status="processing",
-                        attempts=1,
-                        received_at=now,
+                        payload=text,
+                        queue=queue_for(delivery.event),
+                        status="queued",
+                        attempts=0,
+                        received_at=delivery.received_at,
                         updated_at=now,
                     )
                 )
             return True
         except IntegrityError:
             pass
-        # Seen before: take it over only if it failed, or if its worker died mid-way.
         with self.db.session() as session:
-            claimed = rows_updated(
+            requeued = rows_updated(
                 session,
                 update(DeliveryRow)
-                .where(DeliveryRow.id == delivery.id)
-                .where(
-                    or_(
-                        DeliveryRow.status == "failed",
-                        (DeliveryRow.status == "processing") & (DeliveryRow.updated_at < now - PROCESSING_LEASE),
-                    )
-                )
-                .values(status="processing", attempts=DeliveryRow.attempts + 1, updated_at=now, error=None),
+                .where(DeliveryRow.id == delivery.id, or_(DeliveryRow.status == "failed", _abandoned(now)))
+                .values(status="queued", payload=text, payload_sha256=digest, error=None, run_after=None,
+                        lease_until=None, updated_at=now),
+            )  # fmt: skip
+            return bool(requeued)
+
+    def claim(self, queue: str, lease: timedelta = LEASE) -> Delivery | None:
+        """The oldest runnable delivery of `queue`, now held by this worker for `lease`; None when there is none."""
+        now = self.clock()
+        runnable = and_(
+            DeliveryRow.queue == queue,
+            or_(
+                and_(
+                    DeliveryRow.status == "queued", or_(DeliveryRow.run_after.is_(None), DeliveryRow.run_after <= now)
+                ),
+                _abandoned(now),
+            ),
+        )
+        for _attempt in range(5):  # another worker may win the row between the look and the claim
+            with self.db.session() as session:
+                candidate = select(DeliveryRow.id).where(runnable).order_by(DeliveryRow.received_at).limit(1)
+                if session.get_bind().dialect.name == "postgresql":
+                    candidate = candidate.with_for_update(skip_locked=True)
+                delivery_id = session.scalar(candidate)
+                if delivery_id is None:
+                    return None
+                won = rows_updated(
+                    session,
+                    update(DeliveryRow)
+                    .where(DeliveryRow.id == delivery_id, runnable)
+                    .values(status="processing", lease_until=now + lease, attempts=DeliveryRow.attempts + 1,
+                            updated_at=now),
+                )  # fmt: skip
+                if not won:
+                    continue
+                row = session.get(DeliveryRow, delivery_id)
+                if row is None or row.payload is None:
+                    # Accepted by a version that did not keep payloads: nothing to run it from.
+                    if row is not None:
+                        row.status, row.error = "failed", "the payload was not stored; ask GitHub to redeliver it"
+                    continue
+                return Delivery(row.id, row.source, row.event, row.action, json.loads(row.payload), row.received_at)
+        return None
+
+    def renew(self, delivery_id: str, lease: timedelta = LEASE) -> None:
+        """Keep holding a delivery while its job runs (a heartbeat)."""
+        now = self.clock()
+        with self.db.session() as session:
+            session.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.id == delivery_id, DeliveryRow.status == "processing")
+                .values(lease_until=now + lease, updated_at=now)
             )
-            return bool(claimed)
 
     def finish(self, delivery_id: str) -> None:
         self._set(delivery_id, "completed", None)
@@ -86,10 +146,23 @@ class DeliveryStore:
             row = session.get(DeliveryRow, delivery_id)
             return row.status if row else None
 
+    def unfinished(self) -> int:
+        """Deliveries queued or under way, runnable now or later."""
+        with self.db.session() as session:
+            count = session.scalar(
+                select(func.count()).select_from(DeliveryRow).where(DeliveryRow.status.in_(("queued", "processing")))
+            )
+            return int(count or 0)
+
     def _set(self, delivery_id: str, status: str, error: str | None) -> None:
         with self.db.session() as session:
             session.execute(
                 update(DeliveryRow)
                 .where(DeliveryRow.id == delivery_id)
-                .values(status=status, error=error, updated_at=self.clock())
+                .values(status=status, error=error, lease_until=None, updated_at=self.clock())
             )
+
+
+def _abandoned(now: datetime) -> ColumnElement[bool]:
+    """Under way, but its worker stopped renewing the lease: it died."""
+    return and_(DeliveryRow.status == "processing", DeliveryRow.lease_until < now)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gating.github_api.errors import InstallationGone
-from gating.intake.deliveries import Delivery
+from gating.intake.deliveries import LEASE, Delivery, DeliveryStore
 from gating.intake.payloads import NotActionable
 from gating.logs import bound
 
@@ -92,35 +93,122 @@ def _scalar(value: Any) -> str | int | None:
 
 
 class Processor(Protocol):
-    def submit(self, job: Callable[[], None]) -> None: ...
+    """Runs the stored deliveries' jobs; `notify` says one was just queued."""
+
+    def notify(self, queue: str) -> None: ...
+
+    def idle(self) -> bool: ...
 
     def shutdown(self) -> None: ...
 
 
-class ThreadProcessor:
-    """Runs jobs on a small in-process thread pool, after the webhook has been answered."""
+class DatabaseWorker:
+    """The embedded worker: threads per queue that claim stored deliveries and run their jobs.
 
-    def __init__(self, workers: int = 4) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="countersign-job")
-        self._pending: set[Future[None]] = set()
+    Because the deliveries table is the queue, work left by a process that stopped or died is picked up
+    by the next one that starts (a lease that is no longer renewed runs out), and several processes on
+    one database share the work. Merge checks and deploy decisions have threads of their own, so
+    deployments waiting on Jira never delay a merge check.
+    """
 
-    def submit(self, job: Callable[[], None]) -> None:
-        future = self._pool.submit(job)
-        self._pending.add(future)
-        future.add_done_callback(self._pending.discard)
+    def __init__(
+        self,
+        run: Callable[[Delivery], None],
+        store: DeliveryStore,
+        *,
+        threads: dict[str, int],
+        poll_seconds: float = 1.0,
+        lease: timedelta = LEASE,
+    ) -> None:
+        self._run = run
+        self._store = store
+        self._poll = poll_seconds
+        self._lease = lease
+        self._stopping = threading.Event()
+        self._wake = {queue: threading.Event() for queue in threads}
+        self._busy = 0
+        self._busy_lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._loop, args=(queue,), name=f"countersign-{queue}-{n}", daemon=True)
+            for queue, count in threads.items()
+            for n in range(count)
+        ]
+
+    def start(self) -> DatabaseWorker:
+        """Start the threads: at once they pick up whatever a previous process left queued or unfinished."""
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def notify(self, queue: str) -> None:
+        self._wake[queue].set()
 
     def idle(self) -> bool:
-        return not self._pending
+        with self._busy_lock:
+            busy = self._busy
+        return busy == 0 and self._store.unfinished() == 0
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._stopping.set()
+        for event in self._wake.values():
+            event.set()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=60)
+
+    def _loop(self, queue: str) -> None:
+        while not self._stopping.is_set():
+            try:
+                delivery = self._store.claim(queue, self._lease)
+            except Exception:  # the database is briefly unavailable: try again later, never die
+                log.exception("worker.claim_failed", extra={"queue": queue})
+                delivery = None
+            if delivery is None:
+                self._wake[queue].wait(self._poll)
+                self._wake[queue].clear()
+                continue
+            with self._busy_lock:
+                self._busy += 1
+            try:
+                self._run_with_heartbeat(delivery)
+            finally:
+                with self._busy_lock:
+                    self._busy -= 1
+
+    def _run_with_heartbeat(self, delivery: Delivery) -> None:
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self._lease.total_seconds() / 3):
+                try:
+                    self._store.renew(delivery.id, self._lease)
+                except Exception:  # a missed beat only shortens the lease
+                    log.warning("worker.renew_failed", extra={"delivery": delivery.id})
+
+        heart = threading.Thread(target=beat, name=f"countersign-lease-{delivery.id[-8:]}", daemon=True)
+        heart.start()
+        try:
+            self._run(delivery)
+        finally:
+            done.set()
+            heart.join()
 
 
 class InlineProcessor:
-    """Runs each job at once, in the caller's thread (CLI and some tests)."""
+    """Runs each queued delivery at once, in the caller's thread (the command line)."""
 
-    def submit(self, job: Callable[[], None]) -> None:
-        job()
+    def __init__(self, run: Callable[[Delivery], None] | None = None, store: DeliveryStore | None = None) -> None:
+        self._run = run
+        self._store = store
+
+    def notify(self, queue: str) -> None:
+        if self._run is None or self._store is None:
+            return
+        while (delivery := self._store.claim(queue)) is not None:
+            self._run(delivery)
+
+    def idle(self) -> bool:
+        return True
 
     def shutdown(self) -> None:
         pass

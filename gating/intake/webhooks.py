@@ -10,8 +10,8 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from gating.intake.deliveries import Delivery, payload_digest
-from gating.intake.jobs import delivery_context, run_delivery
+from gating.intake.deliveries import Delivery, payload_digest, queue_for
+from gating.intake.jobs import delivery_context
 from gating.logs import bound
 from gating.services import Services
 
@@ -101,9 +101,10 @@ def _accept(services: Services, delivery: Delivery, body: bytes) -> Any:
     if not services.router.handlers(delivery.event, delivery.action):
         return jsonify(status="ignored", event=delivery.event, action=delivery.action), 200
     with bound(**delivery_context(delivery)):
-        if not services.deliveries.claim(delivery, payload_digest(body)):
+        # Stored with its payload before the answer: from here on a worker will answer it, whatever happens.
+        if not services.deliveries.accept(delivery, payload_digest(body)):
             log.info("webhook.duplicate")
             return jsonify(status="duplicate", delivery=delivery.id), 200
         log.info("webhook.accepted")  # before the hand-off: an inline processor runs the job at once
-        services.processor.submit(lambda: run_delivery(services, delivery))
+        services.processor.notify(queue_for(delivery.event))
     return jsonify(status="accepted", delivery=delivery.id), 202
