@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -11,10 +12,13 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from gating.console import api, pages
 from gating.db import Database
 from gating.gates import deploy, merge, tickets
+from gating.gates.emergencies import recheck_emergencies
 from gating.github_api import GitHubApp
 from gating.intake import health, webhooks
 from gating.intake.deliveries import DeliveryStore
 from gating.intake.jobs import DatabaseWorker, InlineProcessor, run_delivery
+from gating.intake.periodic import PeriodicJob, Scheduler
+from gating.intake.recovery import recover_missed_deliveries
 from gating.intake.routing import EventRouter
 from gating.ledger import Ledger, load_signing_key
 from gating.logs import configure_from_settings
@@ -59,6 +63,16 @@ def build_services(settings: Settings, **overrides: Any) -> Services:
     return services
 
 
+def periodic_jobs(services: Services) -> list[PeriodicJob]:
+    """What runs on its own, once per period across processes (and once at start)."""
+    return [
+        PeriodicJob(
+            "recover_deliveries", timedelta(minutes=5), partial(recover_missed_deliveries, services), at_start=True
+        ),
+        PeriodicJob("recheck_emergencies", timedelta(hours=1), partial(recheck_emergencies, services)),
+    ]
+
+
 def embedded_worker(services: Services) -> DatabaseWorker:
     """The in-process worker over the stored deliveries: merge checks and deploy decisions on threads of their own."""
     threads = {"merge": services.settings.workers, "deploy": services.settings.workers}
@@ -75,7 +89,8 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     if check_migrations:
         services.db.require_migrated()
     if not custom_processor:
-        services.processor = embedded_worker(services).start()
+        scheduler = Scheduler(services.db, services.clock, periodic_jobs(services)).start()
+        services.processor = embedded_worker(services).alongside(scheduler).start()
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["countersign"] = services
     app.register_blueprint(webhooks.bp)

@@ -405,3 +405,32 @@ def emergencies_recheck() -> None:
             f"({emergency.tickets}) was due {emergency.deadline:%Y-%m-%d %H:%M} UTC"
         )
     services.db.dispose()
+
+
+@main.group(help="Webhook deliveries.")
+def deliveries() -> None:
+    pass
+
+
+@deliveries.command(
+    "recover",
+    help="Ask GitHub to redeliver what it failed to send while Countersign was down (the last three days). "
+    "The app does this by itself at start and every five minutes. Needs the app's environment variables.",
+)
+def deliveries_recover() -> None:
+    from gating.app import build_services
+    from gating.intake.recovery import recover_missed_deliveries
+    from gating.logs import configure_from_settings
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    configure_from_settings(settings)
+    services = build_services(settings)
+    try:
+        services.db.require_migrated()
+        asked = recover_missed_deliveries(services)
+    finally:
+        services.db.dispose()
+    click.echo(f"{len(asked)} delivery(ies) GitHub failed to send asked for again")

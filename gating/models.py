@@ -196,3 +196,12 @@ class CommitPullRequests(Base):
     sha: Mapped[str] = mapped_column(String(64), primary_key=True)
     pull_numbers: Mapped[str] = mapped_column(Text, nullable=False)  # space-separated, possibly empty
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class PeriodicRun(Base):
+    """When a periodic job last ran anywhere: a process runs it only after claiming the period here."""
+
+    __tablename__ = "periodic_runs"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_run_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)

@@ -4,12 +4,16 @@ process is picked up by the next one, with one check run per head whatever happe
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
+import pytest
 from conftest import ALICE, completed_check, wait_for
+from flask import Flask
 from sqlalchemy import select
 
 from gating.app import create_app
@@ -28,13 +32,24 @@ from simulators.jira import JiraSimulator
 def countersign(settings: Settings, github: GitHubSimulator, *, working: bool = True) -> Iterator[Services]:
     """One Countersign process over HTTP; `working=False`: it accepts deliveries but runs none (it dies first)."""
     gateway = JiraGateway(settings.jira_url, user=settings.jira_user, token=settings.jira_token, timeout=2.0, retries=1)
+    # As under gunicorn, the socket listens before the app is built: the sweep at start may have GitHub
+    # redeliver at once, and that request waits for the app rather than being refused.
+    ready = threading.Event()
+    built: dict[str, Flask] = {}
+
+    def when_built(environ: dict[str, Any], start_response: Any) -> Any:
+        ready.wait(30)
+        return built["app"](environ, start_response)
+
+    server = serve(when_built)
+    github.webhook_url = f"{server.url}/webhooks/github"
     app = (
         create_app(settings, jira=gateway)
         if working
         else create_app(settings, jira=gateway, processor=InlineProcessor())
     )
-    server = serve(app)
-    github.webhook_url = f"{server.url}/webhooks/github"
+    built["app"] = app
+    ready.set()
     services: Services = app.extensions["countersign"]
     try:
         yield services
@@ -106,3 +121,46 @@ def test_a_manual_redelivery_of_a_delivery_whose_worker_died_is_honoured(
         third = github.deliver("pull_request", delivery["payload"], delivery_id=delivery["delivery_id"])
         assert third.json()["status"] == "duplicate"
     assert github.check_runs(repo, sha) == []
+
+
+def test_deliveries_github_failed_to_send_while_countersign_was_down_are_redelivered_once(
+    settings: Settings, github: GitHubSimulator, jira: JiraSimulator, repo: str
+) -> None:
+    Database(settings.database_url).upgrade()
+    with countersign(settings, github) as up:
+        delivered = open_pr(github, repo, jira)
+        completed_check(github, repo, delivered)
+        wait_for(up.processor.idle, message="the worker to finish")
+    # Countersign is down (its address refuses connections): GitHub records the failed attempt, no more.
+    branch = f"feature/{uuid.uuid4().hex[:6]}"
+    missed = github.add_commit(repo, branch, "PAY-1 more refunds", author=ALICE)
+    github.open_pull_request(repo, head=branch, title="PAY-1: more refunds", author="alice")
+    failed = [d for d in github.hook_deliveries if d["status"] != "OK"]
+    assert [d["status"] for d in failed] == ["failed to connect"]
+    with countersign(settings, github):
+        # On start it lists the app's deliveries and asks GitHub to redeliver the one it never got.
+        assert completed_check(github, repo, missed)["conclusion"] == "success"
+        assert github.redeliveries_requested == [failed[0]["id"]]
+        redelivered = [d for d in github.hook_deliveries if d["redelivery"]]
+        assert [(d["guid"], d["status"]) for d in redelivered] == [(failed[0]["guid"], "OK")]
+
+
+def test_the_recovery_can_be_run_by_hand(
+    settings: Settings, github: GitHubSimulator, jira: JiraSimulator, repo: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from gating.cli import main
+    from gating.demo import app_environment
+
+    Database(settings.database_url).upgrade()
+    github.webhook_url = "http://127.0.0.1:9/webhooks/github"  # nothing listens: every attempt fails
+    open_pr(github, repo, jira)
+    (failed,) = github.hook_deliveries
+    env = app_environment(github, jira, settings.github_private_key, "s", "s", settings.database_url)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(main, ["deliveries", "recover"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith("1 delivery(ies) GitHub failed to send asked for again")
+    assert github.redeliveries_requested == [failed["id"]]

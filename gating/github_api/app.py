@@ -75,6 +75,39 @@ class GitHubApp:
         log.info("github.token_issued", extra={"installation_id": installation_id})
         return grant.token
 
+    def hook_deliveries(self, since: datetime) -> list[dict[str, Any]]:
+        """The app's webhook delivery attempts since `since`, newest first (app JWT; GitHub keeps three days)."""
+        integration = GithubIntegration(
+            auth=self._app_auth, base_url=self.api_url, timeout=int(self.timeout), retry=_retry()
+        )
+        found: list[dict[str, Any]] = []
+        url: str | None = f"{self.api_url}/app/hook/deliveries"
+        parameters: dict[str, Any] | None = {"per_page": 100}
+        try:
+            while url:
+                headers, page = translated(integration.requester.requestJsonAndCheck)("GET", url, parameters=parameters)
+                items = page if isinstance(page, list) else []
+                for item in items:
+                    if _parsed(item.get("delivered_at")) < since:
+                        return found
+                    found.append(dict(item))
+                url, parameters = _next_link(headers), None  # the cursor is in the link
+        finally:
+            integration.close()
+        return found
+
+    def redeliver(self, delivery_id: int) -> None:
+        """Ask GitHub to send a delivery again (it keeps its GUID)."""
+        integration = GithubIntegration(
+            auth=self._app_auth, base_url=self.api_url, timeout=int(self.timeout), retry=_retry()
+        )
+        try:
+            translated(integration.requester.requestJsonAndCheck)(
+                "POST", f"{self.api_url}/app/hook/deliveries/{delivery_id}/attempts"
+            )
+        finally:
+            integration.close()
+
     def forget_token(self, installation_id: int) -> None:
         with self._lock:
             self._tokens.pop(installation_id, None)
@@ -132,3 +165,18 @@ class Installation:
         """One request to a URL of the API host, with the installation's token (not retried unless a read)."""
         _headers, data = self._client.requester.requestJsonAndCheck(method, url, input=body)
         return data
+
+
+def _parsed(value: Any) -> datetime:
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return datetime.max.replace(tzinfo=UTC)  # unreadable: keep it, and keep looking
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _next_link(headers: dict[str, Any]) -> str | None:
+    for part in str(headers.get("link") or headers.get("Link") or "").split(","):
+        if 'rel="next"' in part:
+            return part.split(";")[0].strip().strip("<>")
+    return None

@@ -92,6 +92,10 @@ def _scalar(value: Any) -> str | int | None:
     return value if isinstance(value, str | int) and not isinstance(value, bool) else None
 
 
+class Stoppable(Protocol):
+    def shutdown(self) -> None: ...
+
+
 class Processor(Protocol):
     """Runs the stored deliveries' jobs; `notify` says one was just queued."""
 
@@ -133,6 +137,12 @@ class DatabaseWorker:
             for queue, count in threads.items()
             for n in range(count)
         ]
+        self._companions: list[Stoppable] = []
+
+    def alongside(self, companion: Stoppable) -> DatabaseWorker:
+        """Stop `companion` (e.g. the periodic scheduler) when the worker stops."""
+        self._companions.append(companion)
+        return self
 
     def start(self) -> DatabaseWorker:
         """Start the threads: at once they pick up whatever a previous process left queued or unfinished."""
@@ -150,6 +160,8 @@ class DatabaseWorker:
 
     def shutdown(self) -> None:
         self._stopping.set()
+        for companion in self._companions:
+            companion.shutdown()
         for event in self._wake.values():
             event.set()
         for thread in self._threads:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 from collections.abc import Callable, Iterable
@@ -50,6 +51,9 @@ class GitHubSimulator:
         self._handle: ServerHandle | None = None
         self.url: str | None = None
         self.deliveries: list[dict[str, Any]] = []
+        # Every attempt to deliver, as GitHub lists them for the app (GET /app/hook/deliveries), newest last.
+        self.hook_deliveries: list[dict[str, Any]] = []
+        self.redeliveries_requested: list[int] = []
         self.flask_app = Flask("github-simulator")
         self.flask_app.extensions[EXTENSION] = self
         register(self.flask_app)
@@ -482,7 +486,9 @@ class GitHubSimulator:
 
     def _auto_deliver(self, event: str, payload: dict[str, Any]) -> None:
         if self.webhook_url:
-            self.deliver(event, payload)
+            # The app is down: GitHub records the failed attempt (see hook_deliveries) and moves on.
+            with contextlib.suppress(requests.RequestException):
+                self.deliver(event, payload)
 
     def deliver(
         self,

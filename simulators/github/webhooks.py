@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -35,6 +36,7 @@ def deliver(
     delivery_id: str | None = None,
     secret: str | None = None,
     url: str | None = None,
+    redelivery: bool = False,
 ) -> requests.Response:
     target = url or sim.webhook_url
     if not target:
@@ -54,12 +56,53 @@ def deliver(
         "X-Hub-Signature": "sha1=" + hmac.new(key, body, hashlib.sha1).hexdigest(),
         "X-Hub-Signature-256": "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest(),
     }
-    response = requests.post(target, data=body, headers=headers, timeout=30)
+    started = now()
+    try:
+        response = requests.post(target, data=body, headers=headers, timeout=30)
+    except requests.RequestException:
+        record_attempt(sim, delivery, event, payload, started, "failed to connect", 0, redelivery=redelivery)
+        raise
+    status = "OK" if 200 <= response.status_code < 300 else f"Invalid HTTP Response: {response.status_code}"
+    record_attempt(sim, delivery, event, payload, started, status, response.status_code, redelivery=redelivery)
     with sim.store.lock:
         sim.deliveries.append(
             {"event": event, "delivery_id": delivery, "payload": payload, "status": response.status_code}
         )
     return response
+
+
+def record_attempt(
+    sim: GitHubSimulator,
+    guid: str,
+    event: str,
+    payload: dict[str, Any],
+    started: datetime,
+    status: str,
+    status_code: int,
+    *,
+    redelivery: bool,
+) -> None:
+    """What GitHub keeps of each attempt, for the app's `GET /app/hook/deliveries` (its redelivery recipe)."""
+    repository = payload["repository"] if isinstance(payload.get("repository"), dict) else {}
+    installation = payload["installation"] if isinstance(payload.get("installation"), dict) else {}
+    with sim.store.lock:
+        sim.hook_deliveries.append(
+            {
+                "id": sim.store.next_id("hook_delivery", 10_000_000_000),
+                "guid": guid,
+                "delivered_at": iso(started),
+                "redelivery": redelivery,
+                "duration": round((now() - started).total_seconds(), 3),
+                "status": status,
+                "status_code": status_code,
+                "event": event,
+                "action": payload.get("action") if isinstance(payload.get("action"), str) else None,
+                "installation_id": installation.get("id"),
+                "repository_id": repository.get("id"),
+                "throttled_at": None,
+                "payload": payload,
+            }
+        )
 
 
 def installation_ref(repo: _Repo) -> dict[str, Any]:
