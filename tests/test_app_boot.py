@@ -37,6 +37,6 @@ def test_the_app_refuses_an_unmigrated_database(settings: Settings) -> None:
     Database(settings.database_url).upgrade()
     app = create_app(settings)
     client = app.test_client()
-    assert client.get("/readyz").json == {"status": "ok", "database": "ok"}
+    assert client.get("/readyz").json == {"status": "ok", "database": "ok", "worker": "ok"}
     assert client.get("/healthz").json == {"status": "ok"}
     app.extensions["countersign"].processor.shutdown()

@@ -1,4 +1,4 @@
-"""GET /healthz (the process answers) and GET /readyz (database reachable and migrated)."""
+"""GET /healthz (the process answers), GET /readyz (database reachable and migrated, worker running), GET /metrics."""
 
 from __future__ import annotations
 
@@ -6,12 +6,21 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
+from gating.metrics import exposition
+
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
 def healthz() -> Any:
     return jsonify(status="ok")
+
+
+@bp.get("/metrics")
+def metrics() -> Any:
+    services = current_app.extensions["countersign"]
+    body, content_type = exposition(services.db, services.clock)
+    return current_app.response_class(body, mimetype=None, content_type=content_type)
 
 
 @bp.get("/readyz")
@@ -23,4 +32,6 @@ def readyz() -> Any:
         return jsonify(status="unavailable", database=f"{type(exc).__name__}"), 503
     if pending:
         return jsonify(status="unavailable", database="not migrated: run `countersign db upgrade`"), 503
-    return jsonify(status="ok", database="ok"), 200
+    if not services.processor.alive():
+        return jsonify(status="unavailable", database="ok", worker="stopped: deliveries would wait unanswered"), 503
+    return jsonify(status="ok", database="ok", worker="ok"), 200

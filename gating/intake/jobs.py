@@ -15,9 +15,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gating.github_api.errors import InstallationGone
-from gating.intake.deliveries import LEASE, Delivery, DeliveryStore
+from gating.intake.deliveries import LEASE, Delivery, DeliveryStore, queue_for
 from gating.intake.payloads import NotActionable
 from gating.logs import bound
+from gating.metrics import ANSWERED, DELIVERIES
 
 if TYPE_CHECKING:
     from gating.services import Services
@@ -39,12 +40,21 @@ def run_delivery(services: Services, delivery: Delivery) -> None:
         except (NotActionable, InstallationGone) as exc:
             log.info("webhook.not_actionable", extra={"reason": str(exc), "duration_ms": _elapsed_ms(started)})
             services.deliveries.finish(delivery.id)
+            _count(delivery, "not_actionable", services)
         except Exception as exc:  # one catch-all per job: the worker must survive any handler bug
             log.exception("webhook.failed", extra={"duration_ms": _elapsed_ms(started)})
             services.deliveries.fail(delivery.id, f"{type(exc).__name__}: {exc}")
+            _count(delivery, "failed", services)
         else:
             services.deliveries.finish(delivery.id)
             log.info("job.completed", extra={"duration_ms": _elapsed_ms(started)})
+            _count(delivery, "completed", services)
+
+
+def _count(delivery: Delivery, outcome: str, services: Services) -> None:
+    DELIVERIES.labels(delivery.source, delivery.event, outcome).inc()
+    waited = (services.clock() - delivery.received_at).total_seconds()
+    ANSWERED.labels(queue_for(delivery.event)).observe(max(waited, 0.0))
 
 
 def _elapsed_ms(started: float) -> float:
@@ -103,6 +113,8 @@ class Processor(Protocol):
 
     def idle(self) -> bool: ...
 
+    def alive(self) -> bool: ...
+
     def shutdown(self) -> None: ...
 
 
@@ -157,6 +169,10 @@ class DatabaseWorker:
         with self._busy_lock:
             busy = self._busy
         return busy == 0 and self._store.unfinished() == 0
+
+    def alive(self) -> bool:
+        """Every thread is running: a worker thread that died would leave its queue unserved."""
+        return not self._stopping.is_set() and all(thread.is_alive() for thread in self._threads)
 
     def shutdown(self) -> None:
         self._stopping.set()
@@ -220,6 +236,9 @@ class InlineProcessor:
             self._run(delivery)
 
     def idle(self) -> bool:
+        return True
+
+    def alive(self) -> bool:
         return True
 
     def shutdown(self) -> None:

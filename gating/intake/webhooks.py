@@ -13,6 +13,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from gating.intake.deliveries import Delivery, payload_digest, queue_for
 from gating.intake.jobs import delivery_context
 from gating.logs import bound
+from gating.metrics import DELIVERIES
 from gating.services import Services
 
 log = logging.getLogger(__name__)
@@ -99,12 +100,15 @@ def jira_webhook() -> Any:
 
 def _accept(services: Services, delivery: Delivery, body: bytes) -> Any:
     if not services.router.handlers(delivery.event, delivery.action):
+        DELIVERIES.labels(delivery.source, delivery.event, "ignored").inc()
         return jsonify(status="ignored", event=delivery.event, action=delivery.action), 200
     with bound(**delivery_context(delivery)):
         # Stored with its payload before the answer: from here on a worker will answer it, whatever happens.
         if not services.deliveries.accept(delivery, payload_digest(body)):
             log.info("webhook.duplicate")
+            DELIVERIES.labels(delivery.source, delivery.event, "duplicate").inc()
             return jsonify(status="duplicate", delivery=delivery.id), 200
         log.info("webhook.accepted")  # before the hand-off: an inline processor runs the job at once
+        DELIVERIES.labels(delivery.source, delivery.event, "accepted").inc()
         services.processor.notify(queue_for(delivery.event))
     return jsonify(status="accepted", delivery=delivery.id), 202
