@@ -234,7 +234,6 @@ def evaluate_changes(
     policy: Policy,
     *,
     people: Sequence[tuple[str, GitHubPerson]],
-    fix: str,
     now: datetime,
 ) -> tuple[tuple[TicketResult, ...], list[Finding], tuple[Commit, ...]]:
     """Commits that came with several PRs (a release, a merge group): each commit covered by its own message or
@@ -262,6 +261,7 @@ def evaluate_changes(
     findings: list[Finding] = []
     uncovered = uncovered_commits(references, commits, policy)
     if uncovered:
+        fix = "neither do the PRs they came with; reference a ticket in each"
         findings.append(traceability_finding(uncovered, fix, policy))
     exempted = exemption_finding(commits, policy)
     if exempted is not None:
@@ -279,7 +279,6 @@ def evaluate_merge_group(facts: MergeGroupFacts, policy: Policy) -> Verdict:
         facts.jira_error,
         policy,
         people=(),
-        fix="neither do the PRs they came with; reference a ticket in each",
         now=facts.evaluated_at,
     )
     return make_verdict(tickets, findings, uncovered, len(facts.commits), facts.evaluated_at)
@@ -297,7 +296,6 @@ def evaluate_deployment(facts: DeploymentFacts, policy: Policy) -> Verdict:
         facts.jira_error,
         policy,
         people=requester,
-        fix="neither do the PRs they came with; reference a ticket in each",
         now=facts.evaluated_at,
     )
     required = policy.environment(facts.environment).required_checks
