@@ -3,6 +3,7 @@ process is picked up by the next one, with one check run per head whatever happe
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import uuid
@@ -12,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import ALICE, completed_check, wait_for
+from conftest import ALICE, LiveApp, completed_check, wait_for
 from flask import Flask
 from sqlalchemy import select
 
@@ -164,3 +165,27 @@ def test_the_recovery_can_be_run_by_hand(
     assert result.exit_code == 0, result.output
     assert result.output.strip().endswith("1 delivery(ies) GitHub failed to send asked for again")
     assert github.redeliveries_requested == [failed["id"]]
+
+
+def test_deployments_waiting_on_a_jira_outage_do_not_delay_a_merge_check(live_app: LiveApp, repo: str) -> None:
+    from test_deploy_gate_e2e import answers, deploy, setup_release
+
+    live_app.services.settings = dataclasses.replace(live_app.services.settings, deploy_retry_seconds=120)
+    live_app.jira.add_ticket("PAY-1", status="In Review")
+    sha = setup_release(live_app, repo, ["PAY-1 refunds"])
+    live_app.jira.faults.down = True
+    for _ in range(live_app.services.settings.workers + 1):  # more than there are threads for deployments
+        deploy(live_app, repo, sha)
+    wait_for(
+        lambda: len({a["run_id"] for a in live_app.github.deployment_answers(repo) if a["state"] is None}) >= 4,
+        message="four deployments waiting on Jira",
+    )
+    # A PR opened now is checked at once, on threads of its own: it does not queue behind the deployments.
+    live_app.github.add_commit(repo, "feature/pay-1", "PAY-1 more", author=ALICE)
+    live_app.github.open_pull_request(repo, head="feature/pay-1", title="PAY-1: more", author="alice")
+    head = live_app.github.pull_request(repo, 1)["head"]["sha"]
+    check = completed_check(live_app.github, repo, head)
+    assert check["conclusion"] == "failure" and "Jira" in check["output"]["title"]
+    assert not [a for a in live_app.github.deployment_answers(repo) if a["state"]]  # still waiting
+    live_app.jira.faults.down = False
+    assert len(answers(live_app, repo, live_app.services.settings.workers + 1)) == 5
