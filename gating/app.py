@@ -74,9 +74,16 @@ def periodic_jobs(services: Services) -> list[PeriodicJob]:
 
 
 def embedded_worker(services: Services) -> DatabaseWorker:
-    """The in-process worker over the stored deliveries: merge checks and deploy decisions on threads of their own."""
+    """The worker over the stored deliveries: merge checks and deploy decisions on threads of their own."""
     threads = {"merge": services.settings.workers, "deploy": services.settings.workers}
-    return DatabaseWorker(partial(run_delivery, services), services.deliveries, threads=threads)
+    lease = timedelta(seconds=services.settings.job_lease_seconds)
+    return DatabaseWorker(partial(run_delivery, services), services.deliveries, threads=threads, lease=lease)
+
+
+def start_worker(services: Services) -> DatabaseWorker:
+    """The worker and the periodic jobs, started: in a web process (the embedded default) or `countersign worker`."""
+    scheduler = Scheduler(services.db, services.clock, periodic_jobs(services)).start()
+    return embedded_worker(services).alongside(scheduler).start()
 
 
 def create_app(settings: Settings | None = None, *, check_migrations: bool = True, **overrides: Any) -> Flask:
@@ -88,9 +95,8 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     services = build_services(settings, **overrides)
     if check_migrations:
         services.db.require_migrated()
-    if not custom_processor:
-        scheduler = Scheduler(services.db, services.clock, periodic_jobs(services)).start()
-        services.processor = embedded_worker(services).alongside(scheduler).start()
+    if not custom_processor and settings.embedded_worker:
+        services.processor = start_worker(services)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["countersign"] = services
     app.register_blueprint(webhooks.bp)

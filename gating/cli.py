@@ -434,3 +434,38 @@ def deliveries_recover() -> None:
     finally:
         services.db.dispose()
     click.echo(f"{len(asked)} delivery(ies) GitHub failed to send asked for again")
+
+
+@main.command(
+    help="Run the jobs: merge checks, deploy decisions and the periodic work, from the stored deliveries. Run as "
+    "many as wanted, on as many machines, against one database; set COUNTERSIGN_EMBEDDED_WORKER=false on the web "
+    "processes so that they only verify, store and answer."
+)
+def worker() -> None:
+    import signal
+    import threading
+
+    from gating.app import build_services, start_worker
+    from gating.db import NotMigrated
+    from gating.logs import configure_from_settings
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    configure_from_settings(settings)
+    services = build_services(settings)
+    try:
+        services.db.require_migrated()
+    except NotMigrated as exc:
+        raise click.ClickException(str(exc)) from exc
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    running = start_worker(services)
+    click.echo(f"worker running: {settings.workers} merge and {settings.workers} deploy thread(s)", err=True)
+    stop.wait()
+    # Finish what is under way; what is not started stays queued for the next worker.
+    running.shutdown()
+    services.db.dispose()
+    click.echo("worker stopped", err=True)

@@ -46,6 +46,8 @@ class Settings:
     signing_key_path: str | None = None
     deploy_retry_seconds: float = 600.0  # how long a deployment waits for Jira/GitHub before rejecting
     first_deploy_commit_limit: int = 1000  # commits a first deployment (no earlier one) is checked over
+    embedded_worker: bool = True  # web processes run the jobs too; false when `countersign worker` runs them
+    job_lease_seconds: float = 60.0  # a job held this long without a heartbeat was left by a dead worker
     log_level: str = "INFO"  # of the JSON log lines on stderr
 
     def secret_values(self) -> tuple[str, ...]:
@@ -90,6 +92,8 @@ class Settings:
             signing_key_path=env.get("COUNTERSIGN_SIGNING_KEY_PATH") or None,
             deploy_retry_seconds=_number(env, "COUNTERSIGN_DEPLOY_RETRY_SECONDS", 600.0),
             first_deploy_commit_limit=int(_number(env, "COUNTERSIGN_FIRST_DEPLOY_COMMITS", 1000)),
+            embedded_worker=_flag(env, "COUNTERSIGN_EMBEDDED_WORKER", True),
+            job_lease_seconds=_number(env, "COUNTERSIGN_JOB_LEASE_SECONDS", 60.0),
             log_level=read_log_level(env),
         )
 
@@ -117,6 +121,17 @@ def _url(env: Mapping[str, str], name: str, default: str | None) -> str:
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise SettingsError(f"{name}={value!r} is not an http(s) URL")
     return value
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}={raw!r} is not true or false")
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
