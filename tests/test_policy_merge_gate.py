@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from builders import NOW, a_commit, a_ticket, pr_facts
+from builders import ALICE, BOB, JIRA_ALICE, JIRA_BOB, NOW, a_commit, a_ticket, pr_facts
 
 from gating.policy.config import build_policy
+from gating.policy.deployment import MergeGroupFacts, PullRequestInfo, evaluate_merge_group
 from gating.policy.facts import Review
 from gating.policy.pull_request import evaluate_pull_request
 from gating.policy.verdict import Outcome, Verdict
+from jira_client.models import Ticket
 
 
 def test_keys_are_read_only_from_the_configured_sources() -> None:
@@ -102,4 +104,58 @@ def test_changes_requested_after_an_approval_withdraws_it_whatever_the_case_of_t
 def test_an_approval_by_the_author_does_not_count_whatever_the_case_of_the_login() -> None:
     assert reviewed(Review("ALICE", "APPROVED", HEAD, NOW)).title == (
         "the only approving reviews are by authors or committers of this PR; ask someone else to review it"
+    )
+
+
+# A merge queue's group: the PRs it is about to merge together, each with its own commits.
+MAPPED = build_policy({"identities": {"alice": "acc-alice", "bob": "acc-bob"}})
+REFUNDS = a_commit("Refunds", author=ALICE)
+PAYOUTS = a_commit("Payouts in bulk", author=BOB)
+
+
+def group(*pulls: PullRequestInfo, tickets: tuple[Ticket, ...]) -> MergeGroupFacts:
+    return MergeGroupFacts(
+        repository="acme/payments",
+        head_sha="f" * 40,
+        commits=(REFUNDS, PAYOUTS),
+        pulls=pulls,
+        tickets={t.key: t for t in tickets},
+        unknown_tickets=frozenset(),
+        jira_error=None,
+        evaluated_at=NOW,
+    )
+
+
+def test_each_pr_in_a_merge_group_is_judged_against_its_own_author_only() -> None:
+    pulls = (
+        PullRequestInfo(1, "PAY-1 refunds", "", "feature/refunds", "alice", (), (REFUNDS.sha,)),
+        PullRequestInfo(2, "PAY-2 payouts", "", "feature/payouts", "bob", (), (PAYOUTS.sha,)),
+    )
+    # Bob approved Alice's ticket and Alice Bob's: neither approved their own change.
+    crossed = group(*pulls, tickets=(a_ticket("PAY-1", approver=JIRA_BOB), a_ticket("PAY-2", approver=JIRA_ALICE)))
+
+    assert evaluate_merge_group(crossed, MAPPED).title == "2 tickets approved by someone other than the authors"
+
+    own = group(*pulls, tickets=(a_ticket("PAY-1", approver=JIRA_BOB), a_ticket("PAY-2", approver=JIRA_BOB)))
+    verdict = evaluate_merge_group(own, MAPPED)
+    assert verdict.outcome is Outcome.FAILED
+    assert verdict.reasons() == (
+        f"PAY-2: Bob Builder approved it but is also the author of PR #2, the author of {PAYOUTS.short_sha} and "
+        f"the committer of {PAYOUTS.short_sha}; ask someone else to approve it",
+    )
+
+
+def test_a_pr_in_a_merge_group_that_names_no_ticket_fails_the_group_naming_its_commits() -> None:
+    pulls = (
+        PullRequestInfo(1, "PAY-1 refunds", "", "feature/refunds", "alice", (), (REFUNDS.sha,)),
+        PullRequestInfo(2, "Payouts", "", "feature/payouts", "bob", (), (PAYOUTS.sha,)),
+    )
+
+    verdict = evaluate_merge_group(group(*pulls, tickets=(a_ticket("PAY-1"),)), MAPPED)
+
+    assert verdict.outcome is Outcome.FAILED
+    assert verdict.uncovered_commits == (PAYOUTS,)
+    assert verdict.title == (
+        f"commits {PAYOUTS.short_sha} (Payouts in bulk) name no Jira ticket; "
+        "neither do the PRs they came with; reference a ticket in each"
     )
