@@ -194,3 +194,12 @@ def test_the_mapping_to_add_uses_the_strongest_identifier_jira_shows(approver: J
         f"cannot tell whether Jira user Alice Author ({named}) is GitHub user alice (the PR author): {why}; "
         f"add alice's Jira {kind} under `identities` in .github/countersign.yml (`alice: {value}` if that is them)"
     ]
+
+
+def test_a_person_in_many_roles_is_named_in_the_first_three_and_a_count() -> None:
+    roles = [(f"the author of {n}{n}{n}{n}{n}{n}{n}", COMMITTER) for n in range(1, 6)]
+    conflicts, _ = check_separation(CLOUD_SHOWN, roles, {}, {})
+    assert conflicts == [
+        "Alice Author approved it but is also the author of 1111111, the author of 2222222, "
+        "the author of 3333333 and 2 more"
+    ]
