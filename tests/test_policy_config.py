@@ -21,9 +21,7 @@ def test_a_file_with_no_settings_is_the_default_policy(text: str) -> None:
 def test_a_file_that_is_not_a_mapping_says_what_it_must_be() -> None:
     with pytest.raises(PolicyError) as info:
         parse_policy("- jira\n- projects\n")
-    assert str(info.value) == (
-        ".github/countersign.yml, line 1: the file must be a mapping of settings (e.g. `jira:`)"
-    )
+    assert str(info.value) == ".github/countersign.yml, line 1: the file must be a mapping of settings (e.g. `jira:`)"
 
 
 def test_an_organisation_file_is_named_as_the_source_of_its_own_errors() -> None:
