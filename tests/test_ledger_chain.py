@@ -237,9 +237,9 @@ def test_a_signature_may_be_hex_or_base64_and_nothing_else() -> None:
     assert decode_signature(as_base64) == bytes.fromhex(signature)
     assert signature_valid(A.public_key(), digest, as_base64)
     assert signature_valid(A.public_key(), digest, f"  {signature}\n")
-    with pytest.raises(ValueError, match="^signature is 96 bytes, an Ed25519 signature is 64$"):
+    with pytest.raises(ValueError, match=r"^signature is 96 bytes, an Ed25519 signature is 64$"):
         decode_signature("z" * 128)  # 128 characters, not hex: read as base64, too long
-    with pytest.raises(ValueError, match="^signature is neither hex nor base64$"):
+    with pytest.raises(ValueError, match=r"^signature is neither hex nor base64$"):
         decode_signature("!" * 128)
     assert not signature_valid(A.public_key(), digest, "!" * 128)
     assert not signature_valid(A.public_key(), "not a hash", signature)
