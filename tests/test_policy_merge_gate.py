@@ -1,4 +1,4 @@
-"""The merge gate's choices that the policy file steers: where keys are read from, and the review rule."""
+"""The merge gate beyond the basics: where keys are read from, a change naming none, reviews, merge queue groups."""
 
 from __future__ import annotations
 
