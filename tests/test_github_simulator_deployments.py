@@ -3,7 +3,6 @@ driven by the real PyGithub (plain requests where PyGithub has no call) and chec
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -362,40 +361,35 @@ def long_history(sim: GitHubSimulator, count: int) -> list[str]:
     return [base] + [sim.add_commit(REPO, "main", f"PAY-{i}: change", author=author) for i in range(count)]
 
 
-def timed_get(sim: GitHubSimulator, client: Any, path: str, token: str) -> tuple[float, Any]:
-    started = time.perf_counter()
+def get(client: Any, path: str, token: str) -> Any:
     response = client.get(path, headers={"Authorization": f"token {token}"})
-    return time.perf_counter() - started, response
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
 
 
-def test_compare_of_2000_commits_pages_quickly(sim: GitHubSimulator) -> None:
+# How fast these pages come is measured by bench/simulators.py: a time limit here would fail on a busy machine.
+def test_compare_of_2000_commits_pages_through_all_of_them_oldest_first(sim: GitHubSimulator) -> None:
     shas = long_history(sim, 2000)
     token = token_for(sim)
-    client = sim.flask_app.test_client()  # the simulator's own time, without the HTTP stack
+    client = sim.flask_app.test_client()
 
-    pages = [
-        timed_get(sim, client, f"/repos/{REPO}/compare/{shas[0]}...main?per_page=100&page={p}", token)
-        for p in range(1, 21)
-    ]
+    pages = [get(client, f"/repos/{REPO}/compare/{shas[0]}...main?per_page=100&page={p}", token) for p in range(1, 21)]
 
-    listed = [c["sha"] for _, r in pages for c in r.get_json()["commits"]]
+    listed = [c["sha"] for page in pages for c in page["commits"]]
     assert listed == shas[1:]
-    assert pages[0][1].get_json()["total_commits"] == 2000
-    slowest = max(elapsed for elapsed, _ in pages)
-    assert slowest < 0.05, f"slowest compare page took {slowest * 1000:.1f} ms"
+    assert {page["total_commits"] for page in pages} == {2000}
 
 
-def test_history_of_5000_commits_pages_quickly_newest_first(sim: GitHubSimulator) -> None:
+def test_history_of_5000_commits_pages_newest_first_at_any_depth(sim: GitHubSimulator) -> None:
     shas = long_history(sim, 5000)
     token = token_for(sim)
     client = sim.flask_app.test_client()
 
-    first = timed_get(sim, client, f"/repos/{REPO}/commits?sha=main&per_page=100&page=1", token)
-    deep = timed_get(sim, client, f"/repos/{REPO}/commits?sha=main&per_page=100&page=40", token)
+    first = get(client, f"/repos/{REPO}/commits?sha=main&per_page=100&page=1", token)
+    deep = get(client, f"/repos/{REPO}/commits?sha=main&per_page=100&page=40", token)
 
-    assert [c["sha"] for c in first[1].get_json()] == list(reversed(shas))[:100]
-    assert [c["sha"] for c in deep[1].get_json()] == list(reversed(shas))[3900:4000]
-    assert max(first[0], deep[0]) < 0.05, f"{first[0] * 1000:.1f} ms, {deep[0] * 1000:.1f} ms"
+    assert [c["sha"] for c in first] == list(reversed(shas))[:100]
+    assert [c["sha"] for c in deep] == list(reversed(shas))[3900:4000]
 
 
 def test_a_pygithub_walk_of_a_long_history(sim: GitHubSimulator) -> None:

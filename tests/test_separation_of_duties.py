@@ -148,3 +148,58 @@ def test_email_mappings_are_warned_about_on_jira_cloud_only() -> None:
     assert identity_warnings(identities, jira_cloud=False) == ()
     assert identity_warnings(identities, jira_cloud=None) == ()
     assert identity_warnings({"bob": "acc-bob"}, jira_cloud=True) == ()
+
+
+def test_a_commit_github_links_to_no_account_and_no_email_names_what_the_commit_needs() -> None:
+    anonymous = GitHubPerson(login=None, name="Alice Author", email=None)
+    _, unresolved = check_separation(CLOUD_BOB, [("the author of 1234567", anonymous)], {}, {})
+    assert unresolved == [
+        "cannot tell whether Jira user Bob Builder (accountId acc-bob) is Alice Author (the author of 1234567), "
+        "whom GitHub links to no account and no e-mail; the commit needs an author e-mail that a GitHub account "
+        "has verified"
+    ]
+
+
+def test_a_role_held_twice_is_named_once() -> None:
+    # Two commits of a long release can share their first seven hex digits, and so the role that names them.
+    _, unresolved = check_separation(
+        CLOUD_BOB, [("the author of 1234567", NO_ACCOUNT), ("the author of 1234567", NO_ACCOUNT)], {}, {}
+    )
+    assert unresolved == [
+        "cannot tell whether Jira user Bob Builder (accountId acc-bob) is alice@laptop.local (the author of "
+        "1234567): no GitHub account has verified that e-mail, so it proves nothing; ask its owner to add it to "
+        "their GitHub account, which links the commit to their login"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("approver", "named", "why"),
+    [
+        (
+            JiraUser(key="JIRAUSER10000", display_name="Alice Author"),
+            "key JIRAUSER10000",
+            "Jira does not show this user's e-mail",
+        ),
+        (
+            JiraUser(email="alice@corp.example", display_name="Alice Author"),
+            "e-mail alice@corp.example",
+            "GitHub shows no e-mail for alice",
+        ),
+    ],
+)
+def test_the_mapping_to_add_uses_the_strongest_identifier_jira_shows(approver: JiraUser, named: str, why: str) -> None:
+    _, unresolved = check_separation(approver, [("the PR author", PR_AUTHOR)], {}, {})
+    kind, value = named.split(" ")
+    assert unresolved == [
+        f"cannot tell whether Jira user Alice Author ({named}) is GitHub user alice (the PR author): {why}; "
+        f"add alice's Jira {kind} under `identities` in .github/countersign.yml (`alice: {value}` if that is them)"
+    ]
+
+
+def test_a_person_in_many_roles_is_named_in_the_first_three_and_a_count() -> None:
+    roles = [(f"the author of {n}{n}{n}{n}{n}{n}{n}", COMMITTER) for n in range(1, 6)]
+    conflicts, _ = check_separation(CLOUD_SHOWN, roles, {}, {})
+    assert conflicts == [
+        "Alice Author approved it but is also the author of 1111111, the author of 2222222, "
+        "the author of 3333333 and 2 more"
+    ]

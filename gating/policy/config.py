@@ -140,7 +140,7 @@ def load_document(text: str | None, *, source: str = CONFIG_PATH) -> dict[str, A
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
         raise PolicyError(f"not valid YAML: {problem}", source=source, line=mark.line + 1 if mark else None) from exc
-    if data is None:
+    if node is None or data is None:  # no document (only comments), or one that is only `null`
         return {}
     if not isinstance(data, dict):
         raise PolicyError("the file must be a mapping of settings (e.g. `jira:`)", source=source, line=1)
@@ -225,21 +225,19 @@ def _article(type_name: str) -> str:
     return words.get(type_name, f"a {type_name}")
 
 
-def _error_line(node: yaml.Node | None, error: jsonschema.ValidationError) -> int | None:
+def _error_line(node: yaml.Node, error: jsonschema.ValidationError) -> int:
     """The line to fix: an unknown key's own line (the first, when there are several), else the value's."""
     path = list(error.absolute_path)
     instance: Any = error.instance
     if error.validator == "additionalProperties" and isinstance(instance, dict):
         known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
         lines = [_line_of(node, [*path, key]) for key in instance if key not in known]
-        return min((line for line in lines if line is not None), default=_line_of(node, path))
+        return min(lines, default=_line_of(node, path))
     return _line_of(node, path)
 
 
-def _line_of(node: yaml.Node | None, path: list[Any]) -> int | None:
+def _line_of(node: yaml.Node, path: list[Any]) -> int:
     """The 1-based line of the value at `path` in the composed YAML, or of its nearest parent."""
-    if node is None:
-        return None
     line = node.start_mark.line + 1
     for part in path:
         if isinstance(node, yaml.MappingNode):

@@ -213,8 +213,6 @@ def evaluate_pull_request(facts: PullRequestFacts, policy: Policy) -> Verdict:
                 policy,
             )
         )
-    elif not references.all_keys and facts.commits and not all(exemption(c, policy) for c in facts.commits):
-        findings.append(Finding("traceability", Outcome.FAILED, "no Jira ticket referenced"))
     exempted = exemption_finding(facts.commits, policy)
     if exempted is not None:
         findings.append(exempted)
@@ -271,11 +269,11 @@ def _title(verdict: Verdict) -> str:
         errors = [f for f in verdict.findings if f.outcome is Outcome.ERROR]
         if errors:
             return f"{errors[0].summary}: {(errors[0].reasons or ('',))[0]}"[:200]
-        unread = [t for t in verdict.tickets if t.outcome is Outcome.ERROR and t.reasons]
-        if unread:  # the reason says what went wrong (down, refused credentials) and what to do
-            more = f" (and {len(unread) - 1} more ticket(s))" if len(unread) > 1 else ""
-            return f"{unread[0].reasons[0]}{more}"[:250]
-        return "Jira could not be reached; re-run this check once it is back"
+        # Otherwise tickets Jira could not read are the error; each says what went wrong (down, refused
+        # credentials) and what to do.
+        unread = [t for t in verdict.tickets if t.outcome is Outcome.ERROR]
+        more = f" (and {len(unread) - 1} more ticket(s))" if len(unread) > 1 else ""
+        return f"{unread[0].reasons[0]}{more}"[:250]
     if verdict.outcome is Outcome.FAILED:
         reasons = [r for r in verdict.reasons() if r]
         first = reasons[0] if reasons else "a rule failed"

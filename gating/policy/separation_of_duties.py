@@ -199,16 +199,14 @@ def _unresolved(approver: JiraUser, who: str, github: _GitHubSide, roles: list[s
 
 
 def _approver_identifier(approver: JiraUser) -> tuple[str, str]:
-    """The approver's strongest identifier, for a mapping: accountId (Cloud), username (Data Center), key, e-mail."""
-    for kind, value in (
-        ("accountId", approver.account_id),
-        ("username", approver.name),
-        ("key", approver.key),
-        ("e-mail", approver.email),
-    ):
+    """The approver's strongest identifier, for a mapping: accountId (Cloud), username (Data Center), key, e-mail.
+
+    Only asked about an approver Jira names by one of them: check_separation answers for the others itself.
+    """
+    for kind, value in (("accountId", approver.account_id), ("username", approver.name), ("key", approver.key)):
         if value:
             return kind, value
-    return "account", "none"
+    return "e-mail", approver.email or ""
 
 
 def identity_warnings(identities: Mapping[str, str], *, jira_cloud: bool | None) -> tuple[str, ...]:
