@@ -27,8 +27,7 @@ def test_keys_are_read_only_from_the_configured_sources() -> None:
     assert verdict.tickets == ()  # neither the title's PAY-1 nor the branch's PAY-2 is looked at
     assert verdict.uncovered_commits == (tidy,)
     assert verdict.title == (
-        f"commits {tidy.short_sha} (tidy up) name no Jira ticket; "
-        "put a key such as PAY-123 in the PR title, the branch name or each commit message"
+        f"commits {tidy.short_sha} (tidy up) name no Jira ticket; put a key such as PAY-123 in each commit message"
     )
 
 
@@ -159,3 +158,16 @@ def test_a_pr_in_a_merge_group_that_names_no_ticket_fails_the_group_naming_its_c
         f"commits {PAYOUTS.short_sha} (Payouts in bulk) name no Jira ticket; "
         "neither do the PRs they came with; reference a ticket in each"
     )
+
+
+def test_the_fix_for_an_untraced_commit_names_only_the_places_keys_are_read() -> None:
+    from gating.policy.config import build_policy
+
+    commits_only = build_policy({"jira": {"key_sources": ["commits"]}})
+    verdict = evaluate_pull_request(pr_facts(title="PAY-1: refunds", commits=(a_commit("tidy"),)), commits_only)
+    (finding,) = [f for f in verdict.findings if f.rule == "traceability"]
+    assert finding.reasons[0].endswith("name no Jira ticket; put a key such as PAY-123 in each commit message")
+    with_body = build_policy({"jira": {"key_sources": ["title", "body", "commits"]}})
+    verdict = evaluate_pull_request(pr_facts(title="refunds", commits=(a_commit("tidy"),)), with_body)
+    (finding,) = [f for f in verdict.findings if f.rule == "traceability"]
+    assert finding.reasons[0].endswith("put a key such as PAY-123 in the PR title, the PR body or each commit message")

@@ -207,11 +207,7 @@ def evaluate_pull_request(facts: PullRequestFacts, policy: Policy) -> Verdict:
     uncovered = uncovered_commits(references, facts.commits, policy)
     if uncovered:
         findings.append(
-            traceability_finding(
-                uncovered,
-                "put a key such as PAY-123 in the PR title, the branch name or each commit message",
-                policy,
-            )
+            traceability_finding(uncovered, f"put a key such as PAY-123 in {_where_keys_are_read(policy)}", policy)
         )
     exempted = exemption_finding(facts.commits, policy)
     if exempted is not None:
@@ -228,6 +224,20 @@ def evaluate_pull_request(facts: PullRequestFacts, policy: Policy) -> Verdict:
             Finding("review", Outcome.FAILED if problem else Outcome.PASSED, problem or "approved by a reviewer")
         )
     return make_verdict(tickets, findings, uncovered, len(facts.commits), facts.evaluated_at)
+
+
+_SOURCE_NAMES = {
+    "title": "the PR title",
+    "branch": "the branch name",
+    "body": "the PR body",
+    "commits": "each commit message",
+}
+
+
+def _where_keys_are_read(policy: Policy) -> str:
+    """The configured key sources in words: the fix must name only places Countersign reads."""
+    names = [_SOURCE_NAMES[source] for source in _SOURCE_NAMES if source in policy.key_sources]
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
 
 
 def traceability_finding(uncovered: Sequence[Commit], fix: str, policy: Policy) -> Finding:
