@@ -42,6 +42,7 @@ class Settings:
     max_body_bytes: int = 25 * 1024 * 1024
     signing_key_path: str | None = None
     deploy_retry_seconds: float = 600.0  # how long a deployment waits for Jira/GitHub before rejecting
+    github_retry_seconds: float = 120.0  # how long a check run waits out GitHub's failures before an error verdict
     first_deploy_commit_limit: int = 1000  # commits a first deployment (no earlier one) is checked over
 
     @classmethod
@@ -80,6 +81,7 @@ class Settings:
             workers=int(_number(env, "COUNTERSIGN_WORKERS", 4)),
             signing_key_path=env.get("COUNTERSIGN_SIGNING_KEY_PATH") or None,
             deploy_retry_seconds=_number(env, "COUNTERSIGN_DEPLOY_RETRY_SECONDS", 600.0),
+            github_retry_seconds=_number(env, "COUNTERSIGN_GITHUB_RETRY_SECONDS", 120.0),
             first_deploy_commit_limit=int(_number(env, "COUNTERSIGN_FIRST_DEPLOY_COMMITS", 1000)),
         )
 
