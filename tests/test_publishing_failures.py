@@ -14,6 +14,8 @@ import pytest
 from conftest import ALICE, LiveApp, completed_check, wait_for
 from sqlalchemy import create_engine, text
 
+from gating.models import LedgerEntry
+
 COMPLETION = {"method": "PATCH", "when": lambda body: body.get("status") == "completed"}
 
 
@@ -188,6 +190,93 @@ def test_a_database_failure_still_completes_the_check_as_an_error(
     assert (run["status"], run["conclusion"]) == ("completed", "failure")
     assert run["output"]["title"].startswith("Countersign could not finish this check (delivery ")
     assert "Countersign's database failed" in run["output"]["summary"]
+    assert live_app.services.deliveries.status(delivery) == "failed"
+
+
+# ---------------------------------------------------------------- the deploy gate answers, whatever happens
+
+DEPLOY_POLICY = """\
+jira:
+  projects: [PAY]
+identities:
+  alice: acc-alice
+  bob: acc-bob
+  carol: acc-carol
+"""
+
+
+def a_deployment(app: LiveApp, repo: str) -> dict[str, Any]:
+    """PAY-1, approved by Bob, shipped to production by Carol after the last release; the protection rule request."""
+    app.jira.add_ticket("PAY-1", status="In Review")
+    app.jira.transition("PAY-1", "Approved", by="acc-bob")
+    app.github.webhook_url = None
+    app.github.put_file(repo, ".github/countersign.yml", DEPLOY_POLICY)
+    app.github.add_environment(repo, "production")
+    released = app.github.store.repo(repo).branches["main"]
+    earlier = app.github.create_deployment(
+        repo, ref="main", sha=released, environment="production", creator="carol", deliver=False
+    )
+    app.github.set_deployment_status(repo, earlier, "success")
+    sha = app.github.add_commit(repo, "main", "PAY-1 refunds", author=ALICE)
+    deployment = app.github.create_deployment(repo, ref="main", sha=sha, environment="production", creator="carol")
+    return app.github.protection_rule_payload(repo, deployment)
+
+
+def decided(app: LiveApp, repo: str) -> list[dict[str, Any]]:
+    return [a for a in app.github.deployment_answers(repo) if a["state"]]
+
+
+def test_a_secondary_rate_limit_on_the_answer_is_waited_out(live_app: LiveApp, repo: str) -> None:
+    payload = a_deployment(live_app, repo)
+    live_app.github.secondary_rate_limit("/deployment_protection_rule", retry_after=1, method="POST")
+    delivery = delivered(live_app, "deployment_protection_rule", payload)
+    (answer,) = decided(live_app, repo)
+    assert answer["state"] == "approved", answer["comment"]
+    assert live_app.services.deliveries.status(delivery) == "completed"
+
+
+def test_an_answer_applied_but_lost_is_not_sent_twice(live_app: LiveApp, repo: str) -> None:
+    payload = a_deployment(live_app, repo)
+    live_app.github.faults.lose_response(
+        "/deployment_protection_rule", method="POST", when=lambda body: body.get("state") is not None
+    )
+    delivery = delivered(live_app, "deployment_protection_rule", payload)
+    (answer,) = decided(live_app, repo)
+    assert answer["state"] == "approved"
+    assert live_app.services.deliveries.status(delivery) == "completed"
+
+
+def test_an_unexpected_failure_rejects_the_deployment_naming_the_delivery(live_app: LiveApp, repo: str) -> None:
+    payload = a_deployment(live_app, repo)
+    live_app.github.faults.answer("/commits", 200, body="[{", method="GET", times=1000)  # the history is garbled
+    guid = str(uuid.uuid4())
+    live_app.deliver("deployment_protection_rule", payload, delivery_id=guid)
+    live_app.settle()
+    (answer,) = decided(live_app, repo)
+    assert answer["state"] == "rejected"
+    assert (
+        f"- Countersign could not decide this deployment (delivery {guid}): Countersign failed unexpectedly "
+        "(JSONDecodeError); re-run the deployment job to ask again"
+    ) in answer["comment"]
+    # Recorded like any decision: the ledger shows why the deployment was refused.
+    (entry,) = live_app.services.ledger.search(limit=10)
+    assert entry.content()["payload"]["decision"]["state"] == "rejected"
+    assert live_app.services.deliveries.status(f"github:{guid}") == "failed"
+
+
+def test_a_database_failure_rejects_the_deployment_all_the_same(
+    live_app: LiveApp, repo: str, database_url: str
+) -> None:
+    payload = a_deployment(live_app, repo)
+    break_table(database_url, LedgerEntry.__tablename__)
+    delivery = delivered(live_app, "deployment_protection_rule", payload)
+    (answer,) = decided(live_app, repo)
+    guid = delivery.removeprefix("github:")
+    assert answer["state"] == "rejected"
+    assert answer["comment"].startswith(
+        f"Countersign could not decide this deployment to production (delivery {guid}): re-run the deployment "
+        "job to ask again.\n- Countersign's database failed ("
+    )
     assert live_app.services.deliveries.status(delivery) == "failed"
 
 
