@@ -42,6 +42,7 @@ def build_services(settings: Settings, **overrides: Any) -> Services:
             settings.github_private_key,
             settings.github_api_url,
             timeout=settings.github_timeout,
+            retry_seconds=settings.github_retry_seconds,
         ),
         jira=overrides.pop("jira", None)
         or JiraGateway(

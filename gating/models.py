@@ -1,4 +1,4 @@
-"""Database tables: webhook deliveries, the ticket -> open PR index and published check runs."""
+"""Database tables: webhook deliveries, the ticket -> open PR index, published check runs and ticket changes."""
 
 from __future__ import annotations
 
@@ -78,7 +78,12 @@ class PullRequestTicket(Base):
 
 
 class CheckRunRecord(Base):
-    """The check run published for a head SHA, and the latest verdict it shows."""
+    """The check run published for a head SHA, and the latest verdict it shows.
+
+    The row is written before the check run is created (a claim, with a lease), so that however many
+    processes evaluate a head, one creates its check run and the others adopt it; `published_as_of`
+    is what publishing compares and sets, so an older evaluation never replaces a newer one.
+    """
 
     __tablename__ = "check_runs"
     __table_args__ = (UniqueConstraint("repository", "head_sha", "check_name", name="uq_check_run"),)
@@ -87,11 +92,27 @@ class CheckRunRecord(Base):
     repository: Mapped[str] = mapped_column(String(200))
     head_sha: Mapped[str] = mapped_column(String(64))
     check_name: Mapped[str] = mapped_column(String(100))
-    check_run_id: Mapped[int] = mapped_column(BigInteger)
+    check_run_id: Mapped[int | None] = mapped_column(BigInteger)  # None while the claimant creates it
     pull_number: Mapped[int | None] = mapped_column(Integer)
     outcome: Mapped[str | None] = mapped_column(String(20))
     title: Mapped[str | None] = mapped_column(Text)
     evaluated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claim_token: Mapped[str | None] = mapped_column(String(64))  # who is creating a check run now
+    claim_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # when others may take over
+    published_as_of: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the shown verdict's facts date from
+
+
+class TicketChange(Base):
+    """When each Jira ticket last changed, as its webhook told one of the processes.
+
+    Every process reads it before trusting its own cached copy of a ticket: a webhook reaches only
+    one process, and only that one could otherwise know the copy is stale.
+    """
+
+    __tablename__ = "ticket_changes"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
 
 
 class LedgerEntry(Base):

@@ -45,6 +45,7 @@ class Settings:
     max_body_bytes: int = 25 * 1024 * 1024
     signing_key_path: str | None = None
     deploy_retry_seconds: float = 600.0  # how long a deployment waits for Jira/GitHub before rejecting
+    github_retry_seconds: float = 120.0  # how long a check run waits out GitHub's failures before an error verdict
     first_deploy_commit_limit: int = 1000  # commits a first deployment (no earlier one) is checked over
     embedded_worker: bool = True  # web processes run the jobs too; false when `countersign worker` runs them
     job_lease_seconds: float = 60.0  # a job held this long without a heartbeat was left by a dead worker
@@ -91,6 +92,7 @@ class Settings:
             workers=int(_number(env, "COUNTERSIGN_WORKERS", 4)),
             signing_key_path=env.get("COUNTERSIGN_SIGNING_KEY_PATH") or None,
             deploy_retry_seconds=_number(env, "COUNTERSIGN_DEPLOY_RETRY_SECONDS", 600.0),
+            github_retry_seconds=_number(env, "COUNTERSIGN_GITHUB_RETRY_SECONDS", 120.0),
             first_deploy_commit_limit=int(_number(env, "COUNTERSIGN_FIRST_DEPLOY_COMMITS", 1000)),
             embedded_worker=_flag(env, "COUNTERSIGN_EMBEDDED_WORKER", True),
             job_lease_seconds=_number(env, "COUNTERSIGN_JOB_LEASE_SECONDS", 60.0),

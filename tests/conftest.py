@@ -122,6 +122,7 @@ def settings(app_keys: tuple[str, str], github: GitHubSimulator, jira: JiraSimul
         jira_timeout=2.0,
         github_timeout=5.0,
         deploy_retry_seconds=2.0,
+        github_retry_seconds=2.0,
     )
 
 

@@ -18,9 +18,11 @@ from sqlalchemy.exc import IntegrityError
 
 from gating.gates.commit_pulls import CommitPullCache
 from gating.gates.emergencies import stored_people
+from gating.gates.failures import delivery_label, describe_failure, internal_error_comment
 from gating.gates.gather import gather_policy, gather_release_facts, identify_run
 from gating.gates.render import COMMENT_LIMIT, render_deployment_comment
 from gating.github_api import GitHubError, GitHubNotFound, Installation, writes
+from gating.github_api.errors import retrying
 from gating.intake.deliveries import Delivery
 from gating.intake.payloads import optional, required, timestamp
 from gating.intake.routing import EventRouter
@@ -44,6 +46,10 @@ _CALLBACK_PATH = re.compile(r"/repos/([^/]+)/([^/]+)/actions/runs/(\d+)/deployme
 
 class TransientError(Exception):
     """Jira or GitHub could not be read: worth waiting for, never a reason to approve."""
+
+
+class AnswerNotSent(Exception):
+    """A recorded decision did not reach GitHub: a redelivery sends that same decision."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,7 @@ def on_protection_rule(delivery: Delivery, services: Services) -> None:
         # PyGithub would send the request to the configured host whatever the URL says: refuse it.
         log.warning("deploy.untrusted_callback", extra={"repository": asked.repository, "url": asked.callback_url})
         return
-    decide(services, asked)
+    decide(services, asked, delivery_id=delivery.id)
 
 
 def callback_is_trusted(url: str, api_url: str) -> bool:
@@ -101,14 +107,52 @@ def callback_is_trusted(url: str, api_url: str) -> bool:
     return target.path.startswith(prefix + "/") and bool(_CALLBACK_PATH.search(target.path))
 
 
-def decide(services: Services, asked: ProtectionRequest) -> None:
+def decide(services: Services, asked: ProtectionRequest, *, delivery_id: str = "") -> None:
+    """Decide and answer. Whatever fails before a decision is recorded, GitHub gets a rejection that names
+    the delivery (a deployment left unanswered waits 30 days); the exception then marks the delivery failed."""
+    known: dict[str, DeploymentRequest] = {"request": asked.request}
+    try:
+        _decide(services, asked, known)
+    except AnswerNotSent:
+        raise  # decided and recorded: a redelivery sends the recorded answer, never a different one
+    except Exception as exc:
+        _reject_after_failure(services, asked, known["request"], delivery_id, exc)
+        raise
+
+
+def _reject_after_failure(
+    services: Services, asked: ProtectionRequest, request: DeploymentRequest, delivery_id: str, exc: Exception
+) -> None:
+    """Reject with an error verdict: recorded in the ledger like any decision when the database allows."""
+    log.warning("deploy.error_answer", extra={"repository": asked.repository, "delivery": delivery_id})
+    reason = (
+        f"Countersign could not decide this deployment ({delivery_label(delivery_id)}): {describe_failure(exc)}; "
+        "re-run the deployment job to ask again"
+    )
+    verdict = error_verdict("internal", "Countersign could not decide this deployment", reason, services.clock())
+    try:
+        if _decision(services, request) is None:
+            _record_and_answer(services, asked, request, verdict, error_evidence(request, verdict, reason))
+        return
+    except AnswerNotSent:
+        log.exception("deploy.error_answer_not_sent", extra={"repository": asked.repository})
+        return
+    except Exception:
+        log.exception("deploy.error_not_recorded", extra={"repository": asked.repository})
+    try:
+        _send_answer(services, asked, "rejected", internal_error_comment(asked.environment, delivery_id, exc))
+    except AnswerNotSent:
+        log.exception("deploy.error_answer_not_sent", extra={"repository": asked.repository})
+
+
+def _decide(services: Services, asked: ProtectionRequest, known: dict[str, DeploymentRequest]) -> None:
     deadline = time.monotonic() + services.settings.deploy_retry_seconds
     # Which attempt of the workflow run asks: a re-run keeps the run id, and is a new request to answer.
     identified = _with_retries(services, asked, deadline, partial(_identify, request=asked.request))
     if isinstance(identified, _GaveUp):
         _record_and_answer(services, asked, asked.request, *_error(services, asked.request, identified))
         return
-    request = identified
+    request = known["request"] = identified
     existing = _decision(services, request)
     if existing is not None:
         if existing.callback_sent_at is None:
@@ -179,6 +223,8 @@ def _record_and_answer(
             session.flush()
             decision_id = row.id
     except IntegrityError:
+        if _decision(services, request) is None:
+            raise  # no other worker's decision: a database failure like any other
         log.info("deploy.decided_elsewhere", extra={"repository": request.repository, "run_id": request.run_id})
         return
     # The decision and its evidence are committed: a crash from here on leaves it to be re-sent.
@@ -293,28 +339,29 @@ def _evaluate(
 
 
 def _send_answer(services: Services, asked: ProtectionRequest, state: str, comment: str) -> None:
-    """Send the recorded decision; while GitHub fails (5xx, 429, no connection), try again until the deadline."""
+    """Send the recorded decision; while GitHub fails (no answer, 5xx, 429, rate limits), try again until the
+    deadline, honouring retry-after. Raises AnswerNotSent."""
     body = {"environment_name": asked.environment, "state": state, "comment": comment}
-    deadline = time.monotonic() + services.settings.deploy_retry_seconds
-    delay, attempt = 0.5, 0
-    while True:
-        attempt += 1
+    attempts = 0
+
+    def attempt() -> None:
+        nonlocal attempts
+        attempts += 1
         try:
             services.github.with_installation(
                 asked.installation_id, lambda inst: writes.post_protection_rule_review(inst, asked.callback_url, body)
             )
-            return
         except GitHubError as exc:
-            if exc.status == 422 and attempt > 1:
+            if exc.status == 422 and attempts > 1:
                 # An earlier attempt reached GitHub even though its answer did not reach us.
                 log.info("deploy.answer_already_recorded", extra={"repository": asked.repository})
                 return
-            transient = exc.status is None or exc.status >= 500 or exc.status == 429
-            if not transient or time.monotonic() + delay > deadline:
-                raise
-        log.warning("deploy.answer_retry", extra={"repository": asked.repository, "attempt": attempt})
-        time.sleep(delay)
-        delay = min(delay * 2, 30.0)
+            raise
+
+    try:
+        retrying(attempt, seconds=services.settings.deploy_retry_seconds, what="deployment answer")
+    except Exception as exc:
+        raise AnswerNotSent(f"the answer to {asked.repository} was not sent: {describe_failure(exc)}") from exc
 
 
 def _try_progress(services: Services, asked: ProtectionRequest, message: str) -> None:

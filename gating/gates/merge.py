@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-import threading
-from typing import Any
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, TypeVar
 
-from gating.gates.check_runs import complete_check_run, start_check_run
+from gating.gates.check_runs import CheckRunPublisher, StartedRun
 from gating.gates.commit_pulls import CommitPullCache
 from gating.gates.gather import (
     ChangeToMerge,
@@ -14,14 +15,18 @@ from gating.gates.gather import (
     gather_merge_group_facts,
     gather_policy,
     gather_pull_request_facts,
+    gather_tickets,
 )
 from gating.gates.pull_requests import PullRequestRef, forget_pull_request, index_pull_request
-from gating.github_api import GitHubError, GitHubNotFound, Installation, Repo, reads
+from gating.gates.ticket_changes import changed_since_read
+from gating.github_api import GitHubError, GitHubNotFound, Installation, InstallationGone, Repo, reads
+from gating.github_api.errors import retrying
 from gating.intake.deliveries import Delivery
 from gating.intake.payloads import NotActionable, optional, required
 from gating.intake.routing import EventRouter
 from gating.policy.config import DEFAULTS, Policy, PolicyError
 from gating.policy.deployment import evaluate_merge_group
+from gating.policy.facts import PullRequestFacts
 from gating.policy.pull_request import error_verdict, evaluate_pull_request
 from gating.policy.verdict import Verdict
 from gating.services import Services
@@ -30,14 +35,7 @@ log = logging.getLogger(__name__)
 
 router = EventRouter()
 
-# Two deliveries for the same head (a push and a review) must not both create a check run.
-_head_locks: dict[tuple[str, str], threading.Lock] = {}
-_head_locks_guard = threading.Lock()
-
-
-def _lock_for(repository: str, sha: str) -> threading.Lock:
-    with _head_locks_guard:
-        return _head_locks.setdefault((repository, sha), threading.Lock())
+T = TypeVar("T")
 
 
 @router.register("pull_request", "opened")
@@ -52,7 +50,12 @@ def _lock_for(repository: str, sha: str) -> threading.Lock:
 @router.register("pull_request_review", "dismissed")
 def on_pull_request(delivery: Delivery, services: Services) -> None:
     """Evaluate the PR's tickets and approvals and publish the check run."""
-    gate_pull_request(services, PullRequestRef.from_payload(delivery.payload))
+    gate_pull_request(
+        services,
+        PullRequestRef.from_payload(delivery.payload),
+        delivery_id=delivery.id,
+        head_hint=optional(delivery.payload, "pull_request.head.sha", str),
+    )
 
 
 @router.register("pull_request", "closed")
@@ -78,7 +81,14 @@ def on_rerequested(delivery: Delivery, services: Services) -> None:
             installation_id, lambda inst: reads.open_pull_numbers_with_head(inst.repo(repository), head_sha)
         )
     for number in numbers:
-        gate_pull_request(services, PullRequestRef(repository, installation_id, number), fresh=True, new_run=True)
+        gate_pull_request(
+            services,
+            PullRequestRef(repository, installation_id, number),
+            fresh=True,
+            new_run=True,
+            delivery_id=delivery.id,
+            head_hint=head_sha,
+        )
 
 
 @router.register("merge_group", "checks_requested")
@@ -91,27 +101,62 @@ def on_merge_group(delivery: Delivery, services: Services) -> None:
     for name in ("head_sha", "base_sha"):
         required(group, name, str)
     services.github.with_installation(
-        installation_id, lambda inst: _gate_merge_group(services, inst, repository, group)
+        installation_id, lambda inst: _gate_merge_group(services, inst, repository, group, delivery.id)
     )
 
 
-def gate_pull_request(services: Services, ref: PullRequestRef, *, fresh: bool = False, new_run: bool = False) -> None:
+def gate_pull_request(
+    services: Services,
+    ref: PullRequestRef,
+    *,
+    fresh: bool = False,
+    new_run: bool = False,
+    delivery_id: str = "",
+    head_hint: str | None = None,
+) -> None:
+    """Evaluate an open PR's current head and publish its check run.
+
+    `delivery_id` is named by the error verdict if this fails; `head_hint` (the head the delivery
+    named) is where that verdict goes when even the PR could not be read.
+    """
     services.github.with_installation(
-        ref.installation_id, lambda inst: _gate(services, inst, ref, fresh=fresh, new_run=new_run)
+        ref.installation_id,
+        lambda inst: _gate(
+            services, inst, ref, fresh=fresh, new_run=new_run, delivery_id=delivery_id, head_hint=head_hint
+        ),
     )
 
 
-def _gate(services: Services, installation: Installation, ref: PullRequestRef, *, fresh: bool, new_run: bool) -> None:
+def _gate(
+    services: Services,
+    installation: Installation,
+    ref: PullRequestRef,
+    *,
+    fresh: bool,
+    new_run: bool,
+    delivery_id: str,
+    head_hint: str | None,
+) -> None:
     repo = installation.repo(ref.repository)
     try:
-        pull = reads.pull_request(repo, ref.number)  # always the current head: deliveries arrive out of order
+        # Always the current head: deliveries arrive out of order.
+        pull = _retrying(services, lambda: reads.pull_request(repo, ref.number), "pull request")
+        is_open = pull.get("state") == "open"
+        change = ChangeToMerge(pull["base"]["sha"], pull["head"]["sha"], pull) if is_open else None
     except GitHubNotFound as exc:
         raise NotActionable(f"{ref.repository}#{ref.number} is not visible to the app (GitHub answered 404)") from exc
-    if pull.get("state") != "open":
+    except Exception as exc:
+        # Not even the head is known: the error verdict goes on the head the delivery named.
+        if head_hint and _worth_an_error_verdict(exc):
+            publisher = _publisher(services, repo, head_hint, DEFAULTS["check_name"], ref.number)
+            publisher.publish_error(None, delivery_id, exc, services.clock())
+        raise
+    if change is None:
         forget_pull_request(services.db, ref.repository, ref.number)
         return
-    change = ChangeToMerge(pull["base"]["sha"], pull["head"]["sha"], pull)
-    verdict = _evaluate_and_publish(services, installation, repo, change, ref.number, new_run=new_run, fresh=fresh)
+    verdict = _evaluate_and_publish(
+        services, installation, repo, change, ref.number, new_run=new_run, fresh=fresh, delivery_id=delivery_id
+    )
     if verdict is not None:
         index_pull_request(services.db, ref, [t.key for t in verdict.tickets], services.clock())
         log.info(
@@ -125,10 +170,12 @@ def _gate(services: Services, installation: Installation, ref: PullRequestRef, *
         )
 
 
-def _gate_merge_group(services: Services, installation: Installation, repository: str, group: dict[str, Any]) -> None:
+def _gate_merge_group(
+    services: Services, installation: Installation, repository: str, group: dict[str, Any], delivery_id: str
+) -> None:
     repo = installation.repo(repository)
     change = GroupToMerge(group["base_sha"], group["head_sha"])
-    _evaluate_and_publish(services, installation, repo, change, None, new_run=True, fresh=True)
+    _evaluate_and_publish(services, installation, repo, change, None, new_run=True, fresh=True, delivery_id=delivery_id)
 
 
 def _evaluate_and_publish(
@@ -140,29 +187,38 @@ def _evaluate_and_publish(
     *,
     new_run: bool,
     fresh: bool,
+    delivery_id: str,
 ) -> Verdict | None:
-    """Policy, check run in progress, facts, verdict, completed check run. None when the policy is broken."""
-    with _lock_for(repo.full_name, change.head_sha):
+    """Policy, check run in progress, facts, verdict, completed check run. None when the policy is broken.
+
+    Whatever fails on the way, the check run ends completed: with an error verdict that names the
+    delivery, after which the exception goes on to mark the delivery failed (a redelivery runs it again).
+    """
+    publisher = _publisher(services, repo, change.head_sha, DEFAULTS["check_name"], number)
+    started_at = services.clock()
+    run: StartedRun | None = None
+    try:
         try:
-            policy = gather_policy(installation, repo.full_name)
+            policy = _retrying(services, lambda: gather_policy(installation, repo.full_name), "policy")
         except PolicyError as exc:
+            # The file that would name the check cannot be read: the default name carries the error.
             verdict = error_verdict("configuration", f"Fix {exc.source}", str(exc), services.clock())
-            name = DEFAULTS["check_name"]  # the file that would name the check cannot be read
-            run_id = start_check_run(services.db, repo, change.head_sha, name, number, new_run)
-            complete_check_run(services.db, repo, change.head_sha, name, run_id, verdict)
+            run = publisher.start(new_run)
+            publisher.complete(run, verdict)
             return None
-        name = policy.check_name
-        run_id = start_check_run(services.db, repo, change.head_sha, name, number, new_run)
-        try:
-            verdict = _evaluate(services, repo, change, policy, fresh=fresh)
-        except GitHubError as exc:
-            # Reading GitHub failed mid-way: say so on the check, and let a redelivery try again.
-            reason = f"{exc.describe()}; re-run this check"
-            verdict = error_verdict("github", "GitHub could not be read", reason, services.clock())
-            complete_check_run(services.db, repo, change.head_sha, name, run_id, verdict)
-            raise
-        complete_check_run(services.db, repo, change.head_sha, name, run_id, verdict)
+        publisher.name = policy.check_name
+        run = publisher.start(new_run)
+        verdict = _evaluate(services, repo, change, policy, fresh=fresh)
+        publisher.complete(run, verdict)
         return verdict
+    except Exception as exc:
+        if _worth_an_error_verdict(exc):
+            log.warning(
+                "gate.error_verdict",
+                extra={"repository": repo.full_name, "sha": change.head_sha, "delivery": delivery_id},
+            )
+            publisher.publish_error(run, delivery_id, exc, started_at)
+        raise
 
 
 def _evaluate(
@@ -171,7 +227,58 @@ def _evaluate(
     """Gather the facts once and evaluate them: a PR on its own, or every PR of a merge group."""
     if isinstance(change, GroupToMerge):
         cache = CommitPullCache(services.db, services.clock)
-        group = gather_merge_group_facts(repo, services.jira, change, policy, clock=services.clock, cache=cache)
+        group = _retrying(
+            services,
+            lambda: gather_merge_group_facts(repo, services.jira, change, policy, clock=services.clock, cache=cache),
+            "merge group facts",
+        )
         return evaluate_merge_group(group, policy)
-    facts = gather_pull_request_facts(repo, services.jira, change, policy, fresh=fresh, clock=services.clock)
+    facts = _retrying(
+        services,
+        lambda: gather_pull_request_facts(repo, services.jira, change, policy, fresh=fresh, clock=services.clock),
+        "pull request facts",
+    )
+    if not fresh:
+        facts = _reread_changed_tickets(services, facts, policy)
     return evaluate_pull_request(facts, policy)
+
+
+def _reread_changed_tickets(services: Services, facts: PullRequestFacts, policy: Policy) -> PullRequestFacts:
+    """Facts whose tickets changed after this process cached them (another process heard the webhook): read fresh."""
+    stale = changed_since_read(services.db, facts.tickets)
+    if not stale:
+        return facts
+    log.info("gate.tickets_reread", extra={"repository": facts.repository, "tickets": stale})
+    lookup, jira_error = gather_tickets(services.jira, stale, policy, fresh=True)
+    tickets = {key: ticket for key, ticket in facts.tickets.items() if key not in stale}
+    tickets.update(lookup.tickets)
+    return replace(
+        facts,
+        tickets=tickets,
+        unknown_tickets=(facts.unknown_tickets - set(stale)) | lookup.unknown,
+        jira_error=facts.jira_error or jira_error,
+    )
+
+
+def _publisher(services: Services, repo: Repo, head_sha: str, name: str, number: int | None) -> CheckRunPublisher:
+    return CheckRunPublisher(
+        services.db,
+        repo,
+        head_sha,
+        name,
+        number,
+        app_id=services.github.app_id,
+        retry_seconds=services.settings.github_retry_seconds,
+        clock=services.clock,
+    )
+
+
+def _retrying(services: Services, operation: Callable[[], T], what: str) -> T:
+    return retrying(operation, seconds=services.settings.github_retry_seconds, what=what)
+
+
+def _worth_an_error_verdict(exc: Exception) -> bool:
+    # A rejected token is retried with a fresh one by `with_installation`; an error verdict now
+    # could not be published with the rejected token anyway.
+    # Nor can anything be published where the app is no longer installed.
+    return not (isinstance(exc, GitHubError) and exc.status == 401) and not isinstance(exc, InstallationGone)

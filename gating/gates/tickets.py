@@ -7,6 +7,7 @@ import logging
 from gating.gates.emergencies import recheck_emergencies
 from gating.gates.merge import gate_pull_request
 from gating.gates.pull_requests import pull_requests_for_ticket
+from gating.gates.ticket_changes import record_ticket_change
 from gating.intake.deliveries import Delivery
 from gating.intake.routing import EventRouter
 from gating.services import Services
@@ -24,11 +25,14 @@ def on_ticket_changed(delivery: Delivery, services: Services) -> None:
     key = ((delivery.payload.get("issue") or {}).get("key") or "").upper()
     if not key:
         return
+    # Recorded before anything is evaluated, so that every process stops trusting its cached copy
+    # and every evaluation dated after this moment sees the change.
+    record_ticket_change(services.db, key, services.clock())
     services.jira.invalidate(key)
     failures = []
     for ref in pull_requests_for_ticket(services.db, key):
         try:
-            gate_pull_request(services, ref, fresh=True)
+            gate_pull_request(services, ref, fresh=True, delivery_id=delivery.id)
         except Exception as exc:  # one PR failing must not stop the others
             log.exception("gate.reevaluation_failed", extra={"ticket": key, "repository": ref.repository})
             failures.append(f"{ref.repository}#{ref.number}: {exc}")

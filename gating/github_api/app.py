@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from cachetools import TLRUCache
-from github import Auth, Github, GithubIntegration, GithubRetry
+from github import Auth, Github, GithubIntegration
 from github.Repository import Repository
+from urllib3.util.retry import Retry
 
-from gating.github_api.errors import GitHubError, GitHubNotFound, InstallationGone, translated
+from gating.github_api.errors import GitHubError, GitHubNotFound, InstallationGone, retrying, translated
 
 log = logging.getLogger(__name__)
 
@@ -25,19 +26,37 @@ T = TypeVar("T")
 TOKEN_MARGIN_SECONDS = 300
 
 
-def _retry() -> GithubRetry:
-    # Only reads are retried. PyGithub's default also repeats POST on 5xx, which would create
-    # a second check run (or send a second deployment answer) when the first did go through.
-    return GithubRetry(total=3, backoff_factor=0.2, allowed_methods=frozenset({"GET", "HEAD"}))
+def _retry() -> Retry:
+    """The client's own retries: a few quick ones, of reads only, on 5xx and on a connection lost.
+
+    Only reads: PyGithub's default also repeats POST on 5xx, which would create a second check run
+    (or send a second deployment answer) when the first did go through. Not PyGithub's GithubRetry:
+    it always retries 403 too and sleeps whatever retry-after or rate-limit reset GitHub names (up
+    to an hour) inside the request. Rate limits are left to the callers (`errors.retrying`), which
+    honour retry-after within a deadline and then publish an error verdict. `raise_on_status=False`
+    hands the last answer back, so its status reaches the caller instead of a bare retry error.
+    """
+    return Retry(
+        total=3,
+        backoff_factor=0.2,
+        allowed_methods=frozenset({"GET", "HEAD"}),
+        status_forcelist=frozenset(range(500, 600)),
+        respect_retry_after_header=False,
+        raise_on_status=False,
+    )
 
 
 class GitHubApp:
     """Signs app JWTs, exchanges them for installation tokens and hands out clients."""
 
-    def __init__(self, app_id: str, private_key: str, api_url: str, *, timeout: float = 15.0) -> None:
+    def __init__(
+        self, app_id: str, private_key: str, api_url: str, *, timeout: float = 15.0, retry_seconds: float = 30.0
+    ) -> None:
         self.app_id = str(app_id)
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
+        # How long getting an installation token may wait out GitHub's 5xx, 429 and rate limits.
+        self.retry_seconds = retry_seconds
         # Issued 60 s in the past against clock drift, valid for 9 minutes (GitHub allows 10).
         self._app_auth = Auth.AppAuth(self.app_id, private_key, jwt_expiry=540, jwt_issued_at=-60)
         self._lock = threading.Lock()
@@ -59,7 +78,12 @@ class GitHubApp:
             auth=self._app_auth, base_url=self.api_url, timeout=int(self.timeout), retry=_retry()
         )
         try:
-            grant = translated(integration.get_access_token)(installation_id)
+            # A second token is harmless, so the POST that mints one may be repeated.
+            grant = retrying(
+                lambda: translated(integration.get_access_token)(installation_id),
+                seconds=self.retry_seconds,
+                what="installation token",
+            )
         except GitHubNotFound as exc:
             raise InstallationGone(
                 404, f"installation {installation_id} does not exist (the app was uninstalled?)"

@@ -5,6 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 DOCS = "https://docs.github.com/rest"
+SECONDARY_RATE_LIMIT_DOCS = (
+    "https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api"
+    "#about-secondary-rate-limits"
+)
+SECONDARY_RATE_LIMIT_MESSAGE = (
+    "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
+    "If you reach out to GitHub Support for help, please include the request ID {request_id}."
+)
 
 
 class ApiError(Exception):
@@ -30,3 +38,11 @@ def error_body(status: int, message: str | None = None) -> dict[str, Any]:
         503: "Service Unavailable",
     }
     return {"message": message or default.get(status, "Error"), "documentation_url": DOCS, "status": str(status)}
+
+
+def secondary_rate_limit_body(request_id: str = "C0DE:1234:5678:9ABC:DEF0") -> dict[str, Any]:
+    """The body GitHub answers a secondary rate limit with (403 or 429, with a retry-after header)."""
+    return {
+        "message": SECONDARY_RATE_LIMIT_MESSAGE.format(request_id=request_id),
+        "documentation_url": SECONDARY_RATE_LIMIT_DOCS,
+    }

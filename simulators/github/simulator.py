@@ -12,7 +12,7 @@ import requests
 from flask import Flask
 
 from simulators.github import webhooks
-from simulators.github.errors import error_body
+from simulators.github.errors import error_body, secondary_rate_limit_body
 from simulators.github.render import HTML, check_run_json, label_json, pull_json, user_json
 from simulators.github.routes import register
 from simulators.github.routes.common import EXTENSION
@@ -31,7 +31,7 @@ from simulators.github.state import (
     iso,
     now,
 )
-from simulators.http import Faults, RecordingMiddleware, ServerHandle, serve
+from simulators.http import Fault, Faults, RecordingMiddleware, ServerHandle, serve
 
 
 class GitHubSimulator:
@@ -76,6 +76,29 @@ class GitHubSimulator:
     def api(self) -> str:
         # URLs in answers point back at this server: PyGithub refuses to follow links to other hosts.
         return self.url or "https://api.github.com"
+
+    # ------------------------------------------------------------------ faults GitHub is known for
+
+    def secondary_rate_limit(
+        self,
+        fragment: str = "",
+        *,
+        status: int = 403,
+        retry_after: int | None = 1,
+        method: str | None = None,
+        times: int = 1,
+    ) -> Fault:
+        """Answer the next matching requests as GitHub does on a secondary rate limit (unapplied).
+
+        GitHub sends 403 (sometimes 429) with a retry-after header and its "You have exceeded a
+        secondary rate limit" message; `retry_after=None` leaves the header out, as GitHub sometimes does.
+        """
+        headers = {"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "4321", "X-RateLimit-Resource": "core"}
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+        return self.faults.answer(
+            fragment, status, body=secondary_rate_limit_body(), headers=headers, method=method, times=times
+        )
 
     # ------------------------------------------------------------------ state API
 

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from simulators.github.errors import ApiError
-from simulators.github.render import HTML, check_run_json
+from simulators.github.render import HTML, app_json_for, check_run_json
 from simulators.github.routes.common import answer, as_installation, json_body, paginate, simulator
 from simulators.github.state import CHECK_STATUSES, CONCLUSIONS, _Repo, iso, now
 
@@ -126,11 +126,14 @@ def list_check_runs_for_ref(repo: _Repo, ref: str) -> Response:
         raise ApiError(422, f"No commit found for SHA: {ref}")
     name = request.args.get("check_name")
     status = request.args.get("status")
+    app_id = request.args.get("app_id")
     runs = sorted(
         (r for r in sim.store.check_runs.values() if r["repo"] == repo.full_name.lower() and r["head_sha"] == sha),
         key=lambda r: -r["id"],
     )
     runs = [r for r in runs if (name is None or r["name"] == name) and (status is None or r["status"] == status)]
+    if app_id is not None:
+        runs = [r for r in runs if str(app_json_for(sim, r.get("app_slug", sim.app_slug))["id"]) == app_id]
     if request.args.get("filter", "latest") == "latest":
         seen: set[str] = set()
         latest = []
