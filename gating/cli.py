@@ -1,18 +1,20 @@
-"""The `countersign` command: demo, db upgrade, check-settings, verify, checkpoint, key, token, export."""
+"""The `countersign` command: demo, serve, db upgrade, check-settings, verify, checkpoint, key, token, export."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from gating.settings import Settings, SettingsError, default_database_url
+from gating.settings import Settings, SettingsError, read_database_url
 
 if TYPE_CHECKING:
     from gating.db import Database
@@ -26,18 +28,21 @@ def main() -> None:
 
 def _database_url() -> str:
     """DATABASE_URL, else the SQLite file in the instance folder that the app uses by default."""
-    return os.environ.get("DATABASE_URL") or default_database_url()
+    try:
+        return read_database_url(os.environ)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _migrated_database() -> Database:
-    from gating.db import Database, NotMigrated
+    from gating.db import Database, DatabaseUnavailable, NotMigrated
 
     database = Database(_database_url())
     try:
         database.require_migrated()
-    except NotMigrated as exc:
+    except (NotMigrated, DatabaseUnavailable) as exc:
         database.dispose()
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(str(exc)) from None
     return database
 
 
@@ -57,11 +62,18 @@ def db() -> None:
 
 @db.command("upgrade", help="Apply database migrations (DATABASE_URL; default: a SQLite file in ./instance).")
 def db_upgrade() -> None:
-    from gating.db import Database
+    from sqlalchemy.exc import OperationalError
 
-    database = Database(_database_url())
-    database.upgrade()
-    database.dispose()
+    from gating.db import Database, DatabaseUnavailable, connection_failure
+
+    url = _database_url()
+    database = Database(url)
+    try:
+        database.upgrade()
+    except OperationalError as exc:
+        raise click.ClickException(str(DatabaseUnavailable(url, connection_failure(exc, url)))) from None
+    finally:
+        database.dispose()
     click.echo("database is up to date")
 
 
@@ -76,13 +88,213 @@ def demo(port: int, github_port: int, jira_port: int, exit_after_scenario: bool)
     sys.exit(run_demo(port=port, github_port=github_port, jira_port=jira_port, keep_serving=not exit_after_scenario))
 
 
-@main.command("check-settings", help="Validate the environment variables and exit.")
-def check_settings() -> None:
+@main.command(
+    help="Serve the web app under gunicorn with gating.gunicorn_conf's settings (PORT, WEB_CONCURRENCY, "
+    "GUNICORN_THREADS, GUNICORN_TIMEOUT, …; see the README). Refuses to start on bad settings or an unreachable or "
+    "un-migrated database, naming each problem."
+)
+@click.option(
+    "--bind",
+    "-b",
+    multiple=True,
+    help="HOST:PORT (or unix:PATH) to listen on; repeatable. Default 0.0.0.0:$PORT, else 127.0.0.1:8000.",
+)
+@click.option("--workers", "-w", type=click.IntRange(1, 64), help="Worker processes. Default $WEB_CONCURRENCY, else 2.")
+@click.option("--threads", type=click.IntRange(1, 256), help="Threads per worker. Default $GUNICORN_THREADS, else 8.")
+def serve(bind: tuple[str, ...], workers: int | None, threads: int | None) -> None:
+    options: dict[str, Any] = {"bind": list(bind), "workers": workers, "threads": threads}
     try:
-        Settings.from_env()
-    except SettingsError as exc:
+        application = _gunicorn_application({name: value for name, value in options.items() if value})
+    except SettingsError as exc:  # a gunicorn variable (PORT, WEB_CONCURRENCY, …) that is not a number
         raise click.ClickException(str(exc)) from exc
-    click.echo("settings are valid")
+    application.run()
+
+
+def _gunicorn_application(options: dict[str, Any]) -> Any:
+    """gunicorn with gating.gunicorn_conf, then `options` over it (as its command line would), serving create_app().
+
+    Built here rather than through `gunicorn app:app` so that it runs from an installed package, in any folder.
+    """
+    from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+    from gunicorn.errors import AppImportError  # type: ignore[import-untyped]
+
+    from gating import gunicorn_conf
+
+    class Countersign(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            # What `-c python:gating.gunicorn_conf` does: every module variable named like a gunicorn setting.
+            for name, value in vars(gunicorn_conf).items():
+                if name in self.cfg.settings and value is not None:
+                    self.cfg.set(name, value)
+            for name, value in options.items():
+                self.cfg.set(name, value)
+
+        def load(self) -> Any:
+            from gating.app import create_app
+            from gating.db import DatabaseUnavailable, NotMigrated
+
+            try:
+                return create_app()
+            except (SettingsError, NotMigrated, DatabaseUnavailable) as exc:
+                # The master checked all this before forking; should it have changed since, gunicorn prints an
+                # AppImportError as its one line and stops, where any other exception is a traceback per worker.
+                raise AppImportError(str(exc)) from None
+
+    return Countersign()
+
+
+@main.command(
+    "check-settings",
+    help="Check the environment variables for real: the app id, the keys (parsed), the URLs, the database "
+    "(reachable and migrated) and, with --online, that GitHub and Jira accept the credentials. Names every "
+    "problem and exits 1 when there is any.",
+)
+@click.option("--online", is_flag=True, help="Also ask GitHub (GET /app, with the app's JWT) and Jira (myself).")
+def check_settings(online: bool) -> None:
+    from gating.settings import github_app_credentials, jira_credentials
+
+    env = os.environ
+    problems: list[str] = []
+    try:
+        Settings.from_env(env, check_keys=True)
+    except SettingsError as exc:
+        problems.extend(exc.problems)
+    for line in problems:
+        click.echo(f"problem: {line}")
+
+    def report(outcome: tuple[bool, str]) -> None:
+        ok, line = outcome
+        if not ok:
+            problems.append(line)
+        click.echo(f"{'ok' if ok else 'problem'}: {line}")
+
+    try:
+        database_url = read_database_url(env)
+    except SettingsError:
+        pass  # named above
+    else:
+        report(_check_database(database_url, given="DATABASE_URL" in env and bool(env["DATABASE_URL"].strip())))
+
+    if online:
+        # The clients' own warnings would repeat, unformatted, what the lines below say.
+        previous = logging.root.manager.disable
+        logging.disable(logging.WARNING)
+        try:
+            github = github_app_credentials(env)
+            if github is None:
+                click.echo("skipped: GitHub not contacted until its settings above are fixed")
+            else:
+                report(_check_github(github.app_id, github.private_key, github.api_url, github.timeout))
+            jira = jira_credentials(env)
+            if jira is None:
+                click.echo("skipped: Jira not contacted until its settings above are fixed")
+            else:
+                report(_check_jira(jira.url, jira.user, jira.token, jira.timeout))
+        finally:
+            logging.disable(previous)
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s) found")
+    if online:
+        click.echo("settings are valid")
+    else:
+        click.echo("settings are valid (GitHub and Jira not contacted: add --online to check the credentials)")
+
+
+def _check_database(url: str, *, given: bool) -> tuple[bool, str]:
+    """Whether the database answers and is migrated; (ok, the line to print). Never shows the password."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gating.db import Database, DatabaseUnavailable, NotMigrated
+
+    parsed = make_url(url)
+    shown = parsed.render_as_string(hide_password=True)
+    label = f"DATABASE_URL={shown}" if given else f"the default database {shown} (DATABASE_URL is not set)"
+    file = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if file and file != ":memory:" and not file.startswith("file:") and not Path(file).exists():
+        # Connecting would create an empty file, and a check should leave nothing behind.
+        return False, f"{label}: the file does not exist yet; run `countersign db upgrade`"
+    database = Database(url)
+    try:
+        database.require_migrated()
+    except DatabaseUnavailable as exc:
+        return False, f"{label}: cannot connect: {exc.reason}"
+    except NotMigrated:
+        return False, f"{label}: not migrated to this version of Countersign; run `countersign db upgrade`"
+    except SQLAlchemyError as exc:  # e.g. no right to read the schema: still one line, not a traceback
+        first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
+        return False, f"{label}: {type(exc).__name__}: {first}"
+    finally:
+        database.dispose()
+    return True, f"database reachable and migrated ({shown})"
+
+
+def _check_github(app_id: str, private_key: str, api_url: str, timeout: float) -> tuple[bool, str]:
+    """GET /app with the app's JWT: proves the app id, the private key and GITHUB_API_URL together."""
+    import requests
+
+    from gating.github_api import GitHubApp
+
+    token = GitHubApp(app_id, private_key, api_url, timeout=timeout).app_jwt()
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": "2022-11-28",
+        "User-Agent": "countersign-check-settings",
+    }
+    try:
+        response = requests.get(f"{api_url}/app", headers=headers, timeout=timeout)
+    except requests.Timeout:
+        return False, f"GITHUB_API_URL={api_url}: GitHub did not answer GET /app within {timeout:g} s"
+    except requests.RequestException as exc:
+        return False, f"GITHUB_API_URL={api_url}: GitHub could not be reached ({_connection_reason(exc)})"
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    message = body.get("message") if isinstance(body, dict) else None
+    if response.status_code == 401:
+        return False, (
+            f"GitHub refused the app's JWT (HTTP 401: {message or 'no details'}): check GITHUB_APP_ID={app_id} and "
+            "that the private key is one of the app's current keys"
+        )
+    if response.status_code != 200 or not isinstance(body, dict) or "id" not in body:
+        detail = f": {message}" if message else ""
+        return False, (
+            f"GITHUB_API_URL={api_url} answered GET /app with HTTP {response.status_code}{detail}, not as GitHub's "
+            "REST API does (GitHub Enterprise Server: https://HOST/api/v3)"
+        )
+    name = body.get("slug") or body.get("name") or "?"
+    return True, f"GitHub accepts the app's JWT: app {name} (id {body['id']}) at {api_url}"
+
+
+def _check_jira(url: str, user: str | None, token: str | None, timeout: float) -> tuple[bool, str]:
+    """Jira's `myself` with the configured credentials: proves JIRA_URL, JIRA_USER and JIRA_TOKEN together."""
+    from jira_client.gateway import JiraGateway
+    from jira_client.models import JiraUnavailable
+
+    # No retries: a check reports what Jira answers now, in seconds.
+    gateway = JiraGateway(url, user=user, token=token, timeout=timeout, retries=0)
+    try:
+        me = gateway.myself()
+    except JiraUnavailable as exc:
+        if exc.kind == "credentials":
+            given = "JIRA_USER and JIRA_TOKEN" if user else "JIRA_TOKEN" if token else "no JIRA_TOKEN"
+            return False, f"Jira at {url} refused the credentials (HTTP {exc.status}): check {given}"
+        if exc.kind == "timeout":
+            return False, f"JIRA_URL={url}: Jira did not answer within {timeout:g} s"
+        if exc.kind == "connection":
+            return False, f"JIRA_URL={url}: Jira could not be reached"
+        return False, f"JIRA_URL={url}: Jira answered HTTP {exc.status} to myself; is this Jira's base URL?"
+    except Exception as exc:  # not Jira at all (an HTML page, a proxy's answer): still one line
+        return False, f"JIRA_URL={url} did not answer as Jira does ({type(exc).__name__}); is this Jira's base URL?"
+    return True, f"Jira accepts the credentials: signed in as {me.label()} at {url}"
+
+
+def _connection_reason(exc: Exception) -> str:
+    """`[Errno 111] Connection refused` out of urllib3's long wrapper text."""
+    found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(exc))
+    return found.group(1).strip() if found else type(exc).__name__
 
 
 @main.command(help="Recompute the evidence ledger's hash chain (and signatures, with COUNTERSIGN_SIGNING_KEY_PATH).")
@@ -381,6 +593,7 @@ def emergencies() -> None:
 )
 def emergencies_recheck() -> None:
     from gating.app import build_services
+    from gating.db import DatabaseUnavailable, NotMigrated
     from gating.gates.emergencies import awaiting_approval, recheck_emergencies
     from gating.intake.jobs import InlineProcessor
     from gating.logs import configure_from_settings
@@ -393,7 +606,11 @@ def emergencies_recheck() -> None:
     # The recheck runs the gates' code, whose lines (emergency.resolved, jira.unavailable) cron should keep.
     configure_from_settings(settings)
     services = build_services(settings, processor=InlineProcessor())
-    services.db.require_migrated()
+    try:
+        services.db.require_migrated()
+    except (NotMigrated, DatabaseUnavailable) as exc:
+        services.db.dispose()
+        raise click.ClickException(str(exc)) from None
     pending = awaiting_approval(services.db)
     resolved = recheck_emergencies(services)
     now = services.clock()

@@ -12,6 +12,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import CursorResult, Engine, Update, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -19,6 +20,15 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 class NotMigrated(RuntimeError):
     pass
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database did not answer: one line naming the URL (password hidden) and the driver's reason."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = _redact(url)
+        self.reason = reason
+        super().__init__(f"cannot connect to the database at {self.url}: {reason}")
 
 
 def _alembic_config(url: str) -> Config:
@@ -58,7 +68,12 @@ class Database:
         return current != head
 
     def require_migrated(self) -> None:
-        if self.pending_migrations():
+        try:
+            pending = self.pending_migrations()
+        except OperationalError as exc:
+            # At boot this is the operator's first sight of a wrong DATABASE_URL: a sentence, not a traceback.
+            raise DatabaseUnavailable(self.url, connection_failure(exc, self.url)) from None
+        if pending:
             raise NotMigrated(
                 "the database is not migrated to this version of Countersign; run `countersign db upgrade` "
                 f"(DATABASE_URL={_redact(self.url)})"
@@ -92,6 +107,16 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     # delivery record only means a redelivery is processed again. Production runs PostgreSQL.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def connection_failure(exc: OperationalError, url: str) -> str:
+    """The driver's reason in one line (its first), with the password removed should a driver ever echo it."""
+    from sqlalchemy.engine import make_url
+
+    lines = str(exc.orig or exc).strip().splitlines()
+    reason = lines[0].strip() if lines else type(exc).__name__
+    password = make_url(url).password
+    return reason.replace(str(password), "***") if password else reason
 
 
 def _redact(url: str) -> str:

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from urllib.parse import urlparse
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+T = TypeVar("T")
 
 
 class SettingsError(Exception):
-    pass
+    """Settings that are missing or wrong: `problems` names each one with its variable, never a secret's value."""
+
+    def __init__(self, problems: str | Iterable[str]) -> None:
+        self.problems: tuple[str, ...] = (problems,) if isinstance(problems, str) else tuple(problems)
+        super().__init__("; ".join(self.problems))
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -57,47 +65,130 @@ class Settings:
         return tuple(value for value in values if isinstance(value, str) and value)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, *, instance_folder: str | Path | None = None) -> Settings:
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        instance_folder: str | Path | None = None,
+        check_keys: bool = False,
+    ) -> Settings:
+        """Read and check every variable; SettingsError names all the problems found, not just the first.
+
+        `check_keys` also parses the GitHub App key as RSA and the ledger key as Ed25519 (check-settings and the
+        gunicorn boot do); without it only the PEM markers of the app key are checked.
+        """
         env = os.environ if env is None else env
+        problems: list[str] = []
+
+        def read(value: Callable[[], T], default: T) -> T:
+            try:
+                return value()
+            except SettingsError as exc:
+                problems.extend(exc.problems)
+                return default
+
         missing = [
             name for name in ("GITHUB_APP_ID", "GITHUB_WEBHOOK_SECRET", "JIRA_URL") if not env.get(name, "").strip()
         ]
         if not (env.get("GITHUB_APP_PRIVATE_KEY") or env.get("GITHUB_APP_PRIVATE_KEY_PATH")):
             missing.append("GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_PATH")
         if missing:
-            raise SettingsError(
+            problems.append(
                 "missing required environment variable(s): "
                 + ", ".join(missing)
                 + " (or run `countersign demo` to try Countersign without credentials)"
             )
-        private_key = env.get("GITHUB_APP_PRIVATE_KEY") or _read_key(env["GITHUB_APP_PRIVATE_KEY_PATH"])
-        if "PRIVATE KEY" not in private_key:
-            raise SettingsError(
-                "GITHUB_APP_PRIVATE_KEY is not a PEM private key (expected '-----BEGIN ... PRIVATE KEY-----')"
-            )
+        app_id = read(lambda: read_app_id(env), "") if "GITHUB_APP_ID" not in missing else ""
+        private_key = read(lambda: read_private_key(env, check=check_keys), "") if not _missing_key(env) else ""
+        github_api_url = read(lambda: _url(env, "GITHUB_API_URL", "https://api.github.com"), "")
+        jira_url = read(lambda: read_jira_url(env), "") if "JIRA_URL" not in missing else ""
+        read(lambda: _jira_credentials(env), None)
+        database_url = read(lambda: read_database_url(env, instance_folder), "")
+        signing_key_path = read(lambda: read_signing_key_path(env, check=check_keys), None)
+        jira_timeout = read(lambda: _number(env, "JIRA_TIMEOUT", 10.0), 0.0)
+        jira_cache_seconds = read(lambda: _number(env, "JIRA_CACHE_SECONDS", 60.0), 0.0)
+        github_timeout = read(lambda: _number(env, "GITHUB_TIMEOUT", 15.0), 0.0)
+        workers = read(lambda: int(_number(env, "COUNTERSIGN_WORKERS", 4)), 0)
+        deploy_retry_seconds = read(lambda: _number(env, "COUNTERSIGN_DEPLOY_RETRY_SECONDS", 600.0), 0.0)
+        first_deploy_commit_limit = read(lambda: int(_number(env, "COUNTERSIGN_FIRST_DEPLOY_COMMITS", 1000)), 0)
+        github_retry_seconds = read(lambda: _number(env, "COUNTERSIGN_GITHUB_RETRY_SECONDS", 120.0), 0.0)
+        embedded_worker = read(lambda: _flag(env, "COUNTERSIGN_EMBEDDED_WORKER", True), True)
+        job_lease_seconds = read(lambda: _number(env, "COUNTERSIGN_JOB_LEASE_SECONDS", 60.0), 0.0)
+        log_level = read(lambda: read_log_level(env), "INFO")
+        if problems:
+            raise SettingsError(problems)
         return cls(
-            github_app_id=env["GITHUB_APP_ID"].strip(),
+            github_app_id=app_id,
             github_private_key=private_key,
             github_webhook_secret=env["GITHUB_WEBHOOK_SECRET"],
-            github_api_url=_url(env, "GITHUB_API_URL", "https://api.github.com"),
-            jira_url=_url(env, "JIRA_URL", None),
+            github_api_url=github_api_url,
+            jira_url=jira_url,
             jira_user=env.get("JIRA_USER") or None,
             jira_token=env.get("JIRA_TOKEN") or None,
             jira_webhook_secret=env.get("JIRA_WEBHOOK_SECRET") or None,
-            database_url=env.get("DATABASE_URL") or default_database_url(instance_folder),
+            database_url=database_url,
             public_url=env.get("COUNTERSIGN_PUBLIC_URL") or None,
-            jira_timeout=_number(env, "JIRA_TIMEOUT", 10.0),
-            jira_cache_seconds=_number(env, "JIRA_CACHE_SECONDS", 60.0),
-            github_timeout=_number(env, "GITHUB_TIMEOUT", 15.0),
-            workers=int(_number(env, "COUNTERSIGN_WORKERS", 4)),
-            signing_key_path=env.get("COUNTERSIGN_SIGNING_KEY_PATH") or None,
-            deploy_retry_seconds=_number(env, "COUNTERSIGN_DEPLOY_RETRY_SECONDS", 600.0),
-            github_retry_seconds=_number(env, "COUNTERSIGN_GITHUB_RETRY_SECONDS", 120.0),
-            first_deploy_commit_limit=int(_number(env, "COUNTERSIGN_FIRST_DEPLOY_COMMITS", 1000)),
-            embedded_worker=_flag(env, "COUNTERSIGN_EMBEDDED_WORKER", True),
-            job_lease_seconds=_number(env, "COUNTERSIGN_JOB_LEASE_SECONDS", 60.0),
-            log_level=read_log_level(env),
+            jira_timeout=jira_timeout,
+            jira_cache_seconds=jira_cache_seconds,
+            github_timeout=github_timeout,
+            workers=workers,
+            signing_key_path=signing_key_path,
+            deploy_retry_seconds=deploy_retry_seconds,
+            github_retry_seconds=github_retry_seconds,
+            first_deploy_commit_limit=first_deploy_commit_limit,
+            embedded_worker=embedded_worker,
+            job_lease_seconds=job_lease_seconds,
+            log_level=log_level,
         )
+
+
+@dataclass(frozen=True)
+class GitHubAppCredentials:
+    """What proving the app to GitHub takes: check-settings --online reads these even when other settings are wrong."""
+
+    app_id: str
+    private_key: str = field(repr=False)
+    api_url: str
+    timeout: float
+
+
+@dataclass(frozen=True)
+class JiraCredentials:
+    url: str
+    user: str | None
+    token: str | None = field(repr=False)
+    timeout: float
+
+
+def github_app_credentials(env: Mapping[str, str]) -> GitHubAppCredentials | None:
+    """The app's id, key and API URL when all three are present and valid (their problems are from_env's to name)."""
+    if not env.get("GITHUB_APP_ID", "").strip() or _missing_key(env):
+        return None
+    try:
+        return GitHubAppCredentials(
+            read_app_id(env),
+            read_private_key(env, check=True),
+            _url(env, "GITHUB_API_URL", "https://api.github.com"),
+            _number(env, "GITHUB_TIMEOUT", 15.0),
+        )
+    except SettingsError:
+        return None
+
+
+def jira_credentials(env: Mapping[str, str]) -> JiraCredentials | None:
+    """Jira's URL and credentials when they are present and valid (their problems are from_env's to name)."""
+    if not env.get("JIRA_URL", "").strip():
+        return None
+    try:
+        _jira_credentials(env)
+        return JiraCredentials(
+            read_jira_url(env),
+            env.get("JIRA_USER") or None,
+            env.get("JIRA_TOKEN") or None,
+            _number(env, "JIRA_TIMEOUT", 10.0),
+        )
+    except SettingsError:
+        return None
 
 
 def read_log_level(env: Mapping[str, str]) -> str:
@@ -110,16 +201,89 @@ def read_log_level(env: Mapping[str, str]) -> str:
     return raw.upper()
 
 
-def _read_key(path: str) -> str:
+def read_app_id(env: Mapping[str, str]) -> str:
+    raw = env.get("GITHUB_APP_ID", "").strip()
+    # GitHub checks the JWT's `iss` against the app's numeric id; the app's name or client id is a common mix-up.
+    if not re.fullmatch(r"[0-9]+", raw):
+        raise SettingsError(f"GITHUB_APP_ID={raw!r} is not an integer (the App ID on the GitHub App's settings page)")
+    return raw
+
+
+def _missing_key(env: Mapping[str, str]) -> bool:
+    return not (env.get("GITHUB_APP_PRIVATE_KEY") or env.get("GITHUB_APP_PRIVATE_KEY_PATH"))
+
+
+def read_private_key(env: Mapping[str, str], *, check: bool) -> str:
+    """The app's PEM key, from GITHUB_APP_PRIVATE_KEY or the file GITHUB_APP_PRIVATE_KEY_PATH names.
+
+    Problems are reported under the variable the key came from, and never show the key itself.
+    """
+    if env.get("GITHUB_APP_PRIVATE_KEY"):
+        source, text = "GITHUB_APP_PRIVATE_KEY", env["GITHUB_APP_PRIVATE_KEY"]
+    else:
+        path = env["GITHUB_APP_PRIVATE_KEY_PATH"].strip()
+        source, text = f"GITHUB_APP_PRIVATE_KEY_PATH={path}", _read_file("GITHUB_APP_PRIVATE_KEY_PATH", path)
+    if "PRIVATE KEY" not in text:
+        raise SettingsError(f"{source} is not a PEM private key (expected '-----BEGIN ... PRIVATE KEY-----')")
+    if check:
+        kind = _private_key_kind(source, text.encode())
+        if kind != "RSA":
+            raise SettingsError(
+                f"{source} is not an RSA key (it is {kind}); a GitHub App's private key is RSA (generate one on "
+                "the app's settings page)"
+            )
+    return text
+
+
+def read_signing_key_path(env: Mapping[str, str], *, check: bool) -> str | None:
+    path = env.get("COUNTERSIGN_SIGNING_KEY_PATH", "").strip()
+    if not path or not check:
+        return path or None
+    source = f"COUNTERSIGN_SIGNING_KEY_PATH={path}"
+    kind = _private_key_kind(source, _read_file("COUNTERSIGN_SIGNING_KEY_PATH", path).encode())
+    if kind != "Ed25519":
+        raise SettingsError(
+            f"{source} is not an Ed25519 key (it is {kind}); the ledger is signed with Ed25519 "
+            "(openssl genpkey -algorithm ed25519 -out ledger.pem)"
+        )
+    return path
+
+
+def _read_file(name: str, path: str) -> str:
     try:
         return Path(path).read_text()
     except OSError as exc:
-        raise SettingsError(f"GITHUB_APP_PRIVATE_KEY_PATH={path} cannot be read: {exc.strerror}") from exc
+        raise SettingsError(f"{name}={path} cannot be read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{name}={path} is not a PEM file (it is not text)") from exc
+
+
+def _private_key_kind(source: str, data: bytes) -> str:
+    """The algorithm of an unencrypted PEM private key; SettingsError when it is not one."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except TypeError as exc:  # cryptography's way of saying the key needs a password
+        raise SettingsError(f"{source} is encrypted; Countersign needs the key unencrypted") from exc
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        # cryptography's own text names OpenSSL internals; which file is at fault is what helps here.
+        raise SettingsError(f"{source} is not a valid PEM private key (it does not parse)") from exc
+    kinds: tuple[tuple[type, str], ...] = (
+        (rsa.RSAPrivateKey, "RSA"),
+        (ed25519.Ed25519PrivateKey, "Ed25519"),
+        (ec.EllipticCurvePrivateKey, "EC"),
+        (dsa.DSAPrivateKey, "DSA"),
+        (ed448.Ed448PrivateKey, "Ed448"),
+    )
+    return next((name for kind, name in kinds if isinstance(key, kind)), type(key).__name__)
 
 
 def _url(env: Mapping[str, str], name: str, default: str | None) -> str:
     value = (env.get(name) or default or "").strip().rstrip("/")
-    parsed = urlparse(value)
+    parsed = urlsplit(value)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise SettingsError(f"{name}={value!r} is not an http(s) URL")
     return value
@@ -134,6 +298,82 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise SettingsError(f"{name}={raw!r} is not true or false")
+
+
+# Path segments that belong to Jira's pages and APIs, never to the context path a Data Center install is
+# served under (`https://intranet.example/jira` is a base URL; `…/jira/browse/PAY-1` is a ticket's page).
+_JIRA_PAGES = frozenset(
+    ("browse", "rest", "secure", "projects", "plugins", "servicedesk", "issues", "software", "dashboards", "wiki")
+)
+# Jira Cloud sites are served at the root of their host: any path there is a page.
+_JIRA_CLOUD_HOSTS = (".atlassian.net", ".jira.com")
+
+
+def read_jira_url(env: Mapping[str, str]) -> str:
+    """JIRA_URL as Jira's base URL: the one a REST path is appended to. A page's address copied from the browser
+    would make every request 404, or worse, find a different Jira."""
+    raw = env.get("JIRA_URL", "").strip()
+    if re.search(r"\s", raw):
+        raise SettingsError(f"JIRA_URL={raw!r} contains a space; give Jira's base URL, e.g. https://jira.example.com")
+    value = _url(env, "JIRA_URL", None)
+    parsed = urlsplit(value)
+    if "@" in parsed.netloc:
+        # Not echoed: the part before the @ is a user and likely a password.
+        raise SettingsError("JIRA_URL carries a user name or password; put them in JIRA_USER and JIRA_TOKEN instead")
+    root = f"{parsed.scheme}://{parsed.netloc}"
+    segments = [segment for segment in parsed.path.split("/") if segment]
+    if parsed.hostname and parsed.hostname.endswith(_JIRA_CLOUD_HOSTS) and segments:
+        raise SettingsError(
+            f"JIRA_URL={value!r} is a page of Jira Cloud, not its base URL (a Cloud site has no path): use {root}"
+        )
+    for index, segment in enumerate(segments):
+        lowered = segment.lower()
+        if lowered in _JIRA_PAGES or lowered.endswith((".jsp", ".jspa")):
+            base = "/".join([root, *segments[:index]])
+            raise SettingsError(f"JIRA_URL={value!r} is a page of Jira, not its base URL: use {base}")
+    if parsed.query or parsed.fragment:
+        base = root + parsed.path.rstrip("/")
+        raise SettingsError(f"JIRA_URL={value!r} has a query or fragment; Jira's base URL has none: use {base}")
+    return value
+
+
+def _jira_credentials(env: Mapping[str, str]) -> None:
+    if env.get("JIRA_USER") and not env.get("JIRA_TOKEN"):
+        raise SettingsError(
+            "JIRA_USER is set but JIRA_TOKEN is not: Jira would be read anonymously (set JIRA_TOKEN to the user's "
+            "API token, or unset JIRA_USER to use JIRA_TOKEN as a Data Center personal access token)"
+        )
+
+
+def read_database_url(env: Mapping[str, str], instance_folder: str | Path | None = None) -> str:
+    """DATABASE_URL (else the SQLite default), parsed and with its driver installed, so the app fails at boot
+    naming the variable rather than at its first query."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    value = env.get("DATABASE_URL", "").strip()
+    if not value:
+        return default_database_url(instance_folder)
+    try:
+        url = make_url(value)
+    except ArgumentError as exc:
+        # Not echoed: an unparseable URL cannot have its password hidden.
+        raise SettingsError(
+            "DATABASE_URL is not a database URL (for PostgreSQL: postgresql+psycopg://USER:PASSWORD@HOST:5432/NAME)"
+        ) from exc
+    shown = url.render_as_string(hide_password=True)
+    try:
+        dialect = url.get_dialect()
+    except ArgumentError as exc:  # NoSuchModuleError: a database SQLAlchemy does not know
+        raise SettingsError(f"DATABASE_URL={shown} names a database unknown to SQLAlchemy ({url.drivername})") from exc
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        raise SettingsError(
+            f"DATABASE_URL={shown} needs the driver {dialect.driver!r}, which is not installed (for PostgreSQL: "
+            "install countersign-gate[postgres] and use postgresql+psycopg://)"
+        ) from exc
+    return value
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:

@@ -27,8 +27,8 @@ from cachetools import LRUCache, TTLCache
 from jira import JIRA, JIRAError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
-from jira_client.models import JiraUnavailable, Ticket, TicketLookup
-from jira_client.parsing import changelog_is_truncated, missing_keys_from_errors, parse_ticket
+from jira_client.models import JiraUnavailable, JiraUser, Ticket, TicketLookup
+from jira_client.parsing import changelog_is_truncated, missing_keys_from_errors, parse_ticket, parse_user
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,21 @@ class JiraGateway:
             tickets.update(found)
             unknown |= not_found
         return TicketLookup(tickets=tickets, unknown=frozenset(unknown))
+
+    def myself(self) -> JiraUser:
+        """Whom Jira takes the credentials for (`GET /rest/api/2/myself`): proves the URL and the credentials.
+
+        Raises JiraUnavailable (kind `credentials` on 401/403) like every other read.
+        """
+        try:
+            raw = self._call("myself", _request("myself"))
+        except JIRAError as exc:  # e.g. 404: JIRA_URL is not Jira's base URL
+            raise JiraUnavailable(
+                f"Jira at {self._url} answered HTTP {exc.status_code} to myself: {exc.text or 'no details'}",
+                kind="unexpected",
+                status=exc.status_code,
+            ) from None
+        return parse_user(raw) or JiraUser()
 
     def invalidate(self, *keys: str) -> None:
         with self._cache_lock:

@@ -134,7 +134,7 @@ def test_export_one_dossier_as_json_and_html(
 
     result = export(database_url, monkeypatch, "--id", str(entry_id), "--format", "json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == api
+    assert json.loads(result.stdout) == api
 
     out = tmp_path / "dossier.html"
     result = export(database_url, monkeypatch, "--id", str(entry_id), "--format", "html", "--output", str(out))
@@ -155,10 +155,10 @@ def test_export_an_audit_period_as_a_json_array(
         "--until", today.isoformat(), "--format", "json",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    (dossier,) = json.loads(result.output)
+    (dossier,) = json.loads(result.stdout)
     assert dossier["id"] == entry_id and dossier["evidence"]["sha"] == sha and dossier["verification"]["ok"] is True
     empty = export(database_url, monkeypatch, "--repo", "acme/other", "--since", "2020-01-01")
-    assert json.loads(empty.output) == []
+    assert json.loads(empty.stdout) == []
     bad = CliRunner().invoke(main, ["export", "--repo", repo, "--since", "yesterday"])
     assert bad.exit_code == 2 and "--since" in bad.output
     html_many = CliRunner().invoke(main, ["export", "--repo", repo, "--format", "html"])

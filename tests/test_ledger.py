@@ -416,7 +416,7 @@ def test_cli_verify_ok_and_broken(db: Database, database_url: str, key: Ed25519P
         f"entries 1\N{EN DASH}5 signed by key {short}…",
         "signatures verified",
     ]
-    as_json = json.loads(cli(database_url, "verify", "--json", key_file=key_file).output)
+    as_json = json.loads(cli(database_url, "verify", "--json", key_file=key_file).stdout)
     assert as_json["ok"] is True and as_json["count"] == 5
 
     sql(db, "UPDATE ledger_entries SET payload = REPLACE(payload, 'PAY-2', 'PAY-9') WHERE sequence = 3")
@@ -428,7 +428,7 @@ def test_cli_verify_ok_and_broken(db: Database, database_url: str, key: Ed25519P
     ]
     broken_json = cli(database_url, "verify", "--json")
     assert broken_json.exit_code == 1
-    assert json.loads(broken_json.output)["first_bad_sequence"] == 3
+    assert json.loads(broken_json.stdout)["first_bad_sequence"] == 3
 
 
 def test_cli_checkpoint_then_verify_against_it(

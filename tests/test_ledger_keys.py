@@ -374,7 +374,7 @@ def test_cli_key_rotate_then_verify_with_the_old_public_key(db: Database, databa
     expected = f"entries 1{DASH}4 signed by key {short(A)}; 5 signed by key {short(B)}"
     assert third_party.output.splitlines()[1] == expected
     assert "signatures verified" in third_party.output
-    as_json = json.loads(cli(database_url, "verify", "--json", key_file=key_b).output)
+    as_json = json.loads(cli(database_url, "verify", "--json", key_file=key_b).stdout)
     assert as_json["spans"] == [
         {"first": 1, "last": 4, "state": "signed", "public_key": hex_of(A)},
         {"first": 5, "last": 5, "state": "signed", "public_key": hex_of(B)},
