@@ -1,4 +1,4 @@
-"""Database tables: webhook deliveries, the ticket -> open PR index and published check runs."""
+"""Database tables: webhook deliveries, PR and check-run records, the ledger, API tokens and legal holds."""
 
 from __future__ import annotations
 
@@ -205,3 +205,23 @@ class PeriodicRun(Base):
 
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     last_run_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class LegalHold(Base):
+    """Entries of a repository, or naming a ticket, that the retention purge must keep while the hold is in place.
+
+    Placing and lifting a hold are ledger entries too (`legal_hold`, `legal_hold_released`): their sequences are kept
+    here, so the evidence shows when each hold began and ended.
+    """
+
+    __tablename__ = "legal_holds"
+    __table_args__ = (Index("ix_legal_holds_active", "released_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    repository: Mapped[str | None] = mapped_column(String(200))
+    ticket: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    placed_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    placed_entry: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    released_entry: Mapped[int | None] = mapped_column(BigInteger)
