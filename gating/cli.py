@@ -1,4 +1,4 @@
-"""The `countersign` command: demo, db upgrade, check-settings, verify, checkpoint, key, token, export."""
+"""The `countersign` command: demo, db upgrade, check-settings, verify, checkpoint, key, token, export, purge, hold."""
 
 from __future__ import annotations
 
@@ -101,6 +101,7 @@ def check_settings() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def verify(checkpoint_file: Path | None, public_key_file: Path | None, as_json: bool) -> None:
     from gating.ledger import LedgerKeyError, load_public_key, verify_against_checkpoint
+    from gating.ledger.purges import describe_purges
     from gating.ledger.signing import describe_spans
 
     database = _migrated_database()
@@ -126,6 +127,8 @@ def verify(checkpoint_file: Path | None, public_key_file: Path | None, as_json: 
         click.echo(json.dumps(result.as_dict(), indent=2))
     elif result.ok:
         click.echo(f"ledger OK: {result.count} entries, head {result.head_hash}")
+        if result.purged:
+            click.echo(describe_purges(result.purged))
         click.echo(describe_spans(result.spans))
         click.echo(_signatures_line(result))
         if checkpoint_file is not None:
@@ -137,6 +140,8 @@ def verify(checkpoint_file: Path | None, public_key_file: Path | None, as_json: 
         else:
             reason = reason.removeprefix(f"entry {result.first_bad_sequence}: ")
             click.echo(f"ledger BROKEN at entry {result.first_bad_sequence}: {reason}")
+        if result.purged:
+            click.echo(describe_purges(result.purged))
         if result.spans:
             where = "" if result.first_bad_sequence is None else "verified before it: "
             click.echo(where + describe_spans(result.spans))
@@ -363,6 +368,102 @@ def export(
         click.echo(f"{len(dossiers)} dossier(s) written to {output}", err=True)
     if not verification.ok:
         click.echo(f"warning: ledger BROKEN: {verification.reason}", err=True)
+
+
+@main.command(
+    help="Remove the ledger's oldest entries past retention that no legal hold keeps, and record what was removed "
+    "in a retention_purge entry, so that verification continues across the gap. Only a contiguous run of the "
+    "oldest entries is removed: up to the first entry within retention, under a hold, or the newest entry."
+)
+@click.option("--older-than", required=True, help="Retention: Nd, Nw or Ny (calendar years), e.g. 7y; at least 1d.")
+@click.option("--dry-run", is_flag=True, help="Say what would be purged and what is kept, and change nothing.")
+def purge(older_than: str, dry_run: bool) -> None:
+    from gating.ledger.purges import DASH, Retention
+    from gating.ledger.retention import RetentionError, plan_purge
+    from gating.ledger.retention import purge as purge_entries
+
+    try:
+        rule = Retention.parse(older_than)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from exc
+    database = _migrated_database()
+    try:
+        ledger = _ledger(database)
+        plan = plan_purge(ledger, rule)
+        for line in plan.describe():
+            click.echo(line)
+        if dry_run:
+            result = ledger.verify()
+            verdict = "the ledger verifies" if result.ok else f"ledger BROKEN, a purge would refuse: {result.reason}"
+            click.echo(f"dry run, nothing purged; {verdict}")
+            return
+        try:
+            written = purge_entries(ledger, plan)
+        except RetentionError as exc:
+            raise click.ClickException(str(exc)) from exc
+    finally:
+        database.dispose()
+    if not written:
+        click.echo("nothing purged")
+    for entry in written:
+        first, last = entry.data["range"]["first"], entry.data["range"]["last"]
+        click.echo(f"entries {first}{DASH}{last} purged, recorded by entry {entry.sequence}")
+
+
+@main.group(help="Legal holds: entries the retention purge keeps, by repository or by Jira ticket.")
+def hold() -> None:
+    pass
+
+
+@hold.command("add", help="Keep every ledger entry of a repository, or naming a ticket, until the hold is removed.")
+@click.option("--repo", help="Repository (owner/name).")
+@click.option("--ticket", help="Jira key, e.g. PAY-101: entries that name it.")
+@click.option("--reason", required=True, help="The matter or request the hold serves.")
+def hold_add(repo: str | None, ticket: str | None, reason: str) -> None:
+    from gating.ledger.retention import RetentionError, place_hold
+
+    if (repo is None) == (ticket is None):
+        raise click.UsageError("give --repo R or --ticket K (one per hold)")
+    database = _migrated_database()
+    try:
+        placed = place_hold(_ledger(database), repository=repo, ticket=ticket, reason=reason)
+    except RetentionError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        database.dispose()
+    click.echo(f"legal hold {placed.id} placed on {placed.scope()}, recorded by entry {placed.placed_entry}")
+
+
+@hold.command("list", help="Legal holds in place (with --all, lifted ones too).")
+@click.option("--all", "include_lifted", is_flag=True, help="Also the holds that were removed.")
+def hold_list(include_lifted: bool) -> None:
+    from gating.ledger.retention import list_holds
+
+    database = _migrated_database()
+    try:
+        holds = list_holds(database, include_lifted=include_lifted)
+    finally:
+        database.dispose()
+    if not holds:
+        click.echo("no legal holds")
+    for found in holds:
+        state = f"removed {_date(found.released_at)}" if found.released_at else "in place"
+        click.echo(f"{found.id}\t{found.scope()}\tplaced {_date(found.placed_at)}\t{state}\t{found.reason}")
+
+
+@hold.command("remove", help="Lift legal hold ID; what it kept may be purged again. Recorded in the ledger.")
+@click.argument("hold_id", type=int)
+def hold_remove(hold_id: int) -> None:
+    from gating.ledger.retention import RetentionError, lift_hold
+
+    database = _migrated_database()
+    try:
+        lifted = lift_hold(_ledger(database), hold_id)
+    except RetentionError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        database.dispose()
+    click.echo(f"legal hold {lifted.id} on {lifted.scope()} removed, recorded by entry {lifted.released_entry}")
 
 
 def _date(value: datetime) -> str:

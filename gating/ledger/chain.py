@@ -372,6 +372,9 @@ def verify(
         # Keys that vouch only for themselves: a chain rebuilt with a forger's key looks just like this.
         keys = ", ".join(short_key(k) for k in schedule.keys)
         reason = f"no entry is signed by the given key {short_key(anchor)}; this ledger's keys: {keys}"
+        if gaps:
+            # The key changes that handed over from it may be among the purged entries: only the keys left vouch.
+            reason += f" (entries 1{purges.DASH}{offset} were purged: give a key that signs the entries left)"
         return failed(count, previous, None, reason)
     return VerifyResult(
         True, count, previous, None, None, checked, spans.before(None), tuple(schedule.keys), gaps, tuple(snapshots)
