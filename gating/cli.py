@@ -15,6 +15,7 @@ import click
 from gating.settings import Settings, SettingsError, default_database_url
 
 if TYPE_CHECKING:
+    from gating.console.queries import DeploymentQuery
     from gating.db import Database
     from gating.ledger import Ledger, VerifyResult
 
@@ -299,8 +300,9 @@ def token_list() -> None:
 
 
 @main.command(
-    help="Export deployment dossiers: one (--id) as JSON or a printable HTML page, or a JSON array of all "
-    "those matching --repo/--environment/--since/--until (audit sampling)."
+    help="Export deployment dossiers: one (--id) as JSON or a printable HTML page; an evidence bundle for a period "
+    "(--since, --until, --out DIR) that a third party can verify with sha256sum and openssl; or, without --out, a "
+    "JSON array of all those matching --repo/--environment/--since/--until (audit sampling)."
 )
 @click.option("--id", "entry_id", type=int, help="Ledger entry id of one deployment decision.")
 @click.option("--repo", help="Repository (owner/name).")
@@ -309,9 +311,15 @@ def token_list() -> None:
 @click.option("--until", help="Up to this ISO-8601 datetime, or through the end of this date.")
 @click.option("--decision", type=click.Choice(["approved", "rejected", "emergency"]), help="Only this decision.")
 @click.option(
-    "--format", "fmt", type=click.Choice(["json", "html"]), default="json", show_default=True, help="Output format."
+    "--format", "fmt", type=click.Choice(["json", "html"]), default=None, help="Output format (default json)."
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="File to write; default stdout.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write an evidence bundle into this new directory (needs --since and --until): see its VERIFY.md.",
+)
 def export(
     entry_id: int | None,
     repo: str | None,
@@ -319,21 +327,28 @@ def export(
     since: str | None,
     until: str | None,
     decision: str | None,
-    fmt: str,
+    fmt: str | None,
     output: Path | None,
+    out_dir: Path | None,
 ) -> None:
-    from gating.console.dossiers import build_dossier, load_dossier
-    from gating.console.queries import BadParameter, DeploymentQuery, search_deployments
+    from gating.console.dossiers import load_dossier
+    from gating.console.exports import stream_json_array
+    from gating.console.queries import BadParameter, DeploymentQuery
     from gating.console.rendering import render_dossier
     from gating.ledger.encoding import escape_lone_surrogates
 
     selecting = any(v is not None for v in (repo, environment, since, until, decision))
-    if entry_id is None and not selecting:
+    if out_dir is not None:
+        if entry_id is not None or fmt is not None or output is not None:
+            raise click.UsageError("--out writes a bundle of JSON and HTML files: no --id, --format or --output")
+        if since is None or until is None:
+            raise click.UsageError("an evidence bundle covers a period: give --since and --until")
+    elif entry_id is None and not selecting:
         raise click.UsageError("give --id N, or --repo/--environment/--since/--until/--decision to select several")
     if entry_id is not None and selecting:
         raise click.UsageError("--id exports one dossier; it cannot be combined with search options")
     if entry_id is None and fmt == "html":
-        raise click.UsageError("HTML exports one dossier: give --id N (several dossiers export as JSON)")
+        raise click.UsageError("HTML exports one dossier: give --id N, or --out DIR for a bundle with a page each")
     if entry_id is None:
         args = {"repo": repo or "", "environment": environment or "", "since": since or "", "until": until or ""}
         args["decision"] = decision or ""
@@ -342,6 +357,9 @@ def export(
         except BadParameter as exc:
             raise click.BadParameter(exc.message, param_hint=f"--{exc.name}") from exc
         query = dataclasses.replace(query, limit=None)
+    if out_dir is not None:
+        _export_bundle(query, out_dir)
+        return
     database = _migrated_database()
     try:
         ledger = _ledger(database)
@@ -350,24 +368,45 @@ def export(
             dossier = load_dossier(ledger, entry_id, verification)
             if dossier is None:
                 raise click.ClickException(f"no deployment decision with ledger entry id {entry_id}")
-            dossiers = [dossier]
+            if fmt == "html":
+                text = render_dossier(dossier)
+            else:
+                text = escape_lone_surrogates(json.dumps(dossier, indent=2, sort_keys=True, ensure_ascii=False)) + "\n"
+            if output is None:
+                click.echo(text, nl=False)
+            else:
+                output.write_text(text, encoding="utf-8")
+                click.echo(f"1 dossier(s) written to {output}", err=True)
+        elif output is None:
+            # One dossier at a time, however long the period: never the whole array in memory.
+            stream_json_array(ledger, query, verification, sys.stdout)
         else:
-            entries = search_deployments(database, query)
-            dossiers = [build_dossier(entry, verification, ledger) for entry in reversed(entries)]
+            with output.open("w", encoding="utf-8") as handle:
+                count = stream_json_array(ledger, query, verification, handle)
+            click.echo(f"{count} dossier(s) written to {output}", err=True)
     finally:
         database.dispose()
-    if fmt == "html":
-        text = render_dossier(dossiers[0])
-    else:
-        document = dossiers[0] if entry_id is not None else dossiers
-        text = escape_lone_surrogates(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)) + "\n"
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        output.write_text(text, encoding="utf-8")
-        click.echo(f"{len(dossiers)} dossier(s) written to {output}", err=True)
     if not verification.ok:
         click.echo(f"warning: ledger BROKEN: {verification.reason}", err=True)
+
+
+def _export_bundle(query: DeploymentQuery, out_dir: Path) -> None:
+    from gating.console.exports import BundleError, command_line, write_bundle
+
+    database = _migrated_database()
+    try:
+        ledger = _ledger(database)
+        try:
+            bundle = write_bundle(ledger, query, out_dir, command=command_line(sys.argv[1:]))
+        except BundleError as exc:
+            raise click.ClickException(str(exc)) from exc
+    finally:
+        database.dispose()
+    click.echo(f"evidence bundle written to {out_dir}: {bundle.describe()}")
+    click.echo(f"a third party checks it with: bash {out_dir / 'verify.sh'} (see {out_dir / 'VERIFY.md'})")
+    if not bundle.verification.ok:
+        click.echo(f"warning: ledger BROKEN: {bundle.verification.reason}", err=True)
+        sys.exit(1)
 
 
 @main.command(
