@@ -155,6 +155,43 @@ def resume(state: KeySnapshot, first_change: KeyChange | None, anchor: str | Non
 # -- purge records ---------------------------------------------------------------------------------------------------
 
 
+def purge_payload(
+    *,
+    rule: Retention,
+    cutoff: datetime,
+    run_at: datetime,
+    first: int,
+    prev_hash: str,
+    hashes: Sequence[str],
+    first_recorded_at: datetime,
+    last_recorded_at: datetime,
+    state: KeySnapshot,
+    carried: Sequence[PurgedRange] = (),
+    held: Sequence[Mapping[str, Any]] = (),
+    kept: Mapping[str, Any] | None = None,
+    part: tuple[int, int] = (1, 1),
+) -> dict[str, Any]:
+    """The payload of the `retention_purge` entry for entries `first`.. (one per hash in `hashes`)."""
+    return {
+        "rule": {"older_than": str(rule), "description": rule.describe(), "cutoff": cutoff, "run_at": run_at},
+        "range": {
+            "first": first,
+            "last": first + len(hashes) - 1,
+            "count": len(hashes),
+            "prev_hash": prev_hash,
+            "last_hash": hashes[-1],
+            "first_recorded_at": first_recorded_at,
+            "last_recorded_at": last_recorded_at,
+            "hashes": list(hashes),
+        },
+        "signing": state.as_dict(),
+        "carried": [found.carried() for found in carried],
+        "held": list(held),
+        "kept_past_retention": kept,
+        "part": {"number": part[0], "of": part[1]},
+    }
+
+
 def _sequence(value: Any, name: str) -> int:
     if type(value) is not int or value < 1:
         raise ValueError(f"{name} {value!r} is not a sequence")

@@ -331,28 +331,20 @@ def _purge_run(
             .order_by(LedgerEntry.sequence)
         ).all()
         hashes = [str(row.hash) for row in rows]
-        payload = {
-            "rule": {
-                "older_than": str(plan.rule),
-                "description": plan.rule.describe(),
-                "cutoff": plan.cutoff,
-                "run_at": plan.now,
-            },
-            "range": {
-                "first": a,
-                "last": b,
-                "count": len(rows),
-                "prev_hash": rows[0].prev_hash,
-                "last_hash": hashes[-1],
-                "first_recorded_at": rows[0].created_at,
-                "last_recorded_at": rows[-1].created_at,
-                "hashes": hashes,
-            },
-            "signing": state.as_dict(),
-            "carried": [r.carried() for r in carried],
-            "held": [held.as_dict() for held in plan.held],
-            "kept_past_retention": plan.kept(),
-            "part": {"number": part[0], "of": part[1]},
-        }
+        payload = purges.purge_payload(
+            rule=plan.rule,
+            cutoff=plan.cutoff,
+            run_at=plan.now,
+            first=a,
+            prev_hash=rows[0].prev_hash,
+            hashes=hashes,
+            first_recorded_at=rows[0].created_at,
+            last_recorded_at=rows[-1].created_at,
+            state=state,
+            carried=carried,
+            held=[held.as_dict() for held in plan.held],
+            kept=plan.kept(),
+            part=part,
+        )
         session.execute(delete(LedgerEntry).where(LedgerEntry.sequence.between(a, b)))
         return ledger.append(purges.KIND, payload, index={}, session=session)
