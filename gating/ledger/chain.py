@@ -148,11 +148,15 @@ def entry_hash(prev_hash: str, payload: str) -> str:
     return hashlib.sha256((prev_hash + "\n" + payload).encode("utf-8")).hexdigest()
 
 
-def find_purged(entries: Iterable[EntryLike]) -> Purged | None:
-    """The purged prefix the `retention_purge` entries among `entries` describe. Raises PurgeRecordError."""
+def find_purged(entries: Iterable[EntryLike], *, all_purges: bool = False) -> Purged | None:
+    """The purged prefix the `retention_purge` entries among `entries` describe. Raises PurgeRecordError.
+
+    `all_purges`: every entry given is one (the store selects them by kind), so one that does not read as a purge
+    record is named as malformed rather than passed over.
+    """
     ranges: list[PurgedRange] = []
     for entry in entries:
-        if purges.is_purge(parse(entry.payload)):
+        if all_purges or purges.is_purge(parse(entry.payload)):
             try:
                 found, _hashes = purges.purge_record(
                     entry.sequence, entry_hash(entry.prev_hash, entry.payload), entry.payload

@@ -245,25 +245,22 @@ def _plan(session: Session, rule: Retention, now: datetime, holds: Sequence[Hold
         select(func.count(), func.max(LedgerEntry.sequence)).where(old, LedgerEntry.sequence >= stop)
     ).one()
     last = stop - 1 if stop > start else None
-    times: tuple[datetime | None, datetime | None] = (None, None)
+    first_at: datetime | None = None
+    last_at: datetime | None = None
     if last is not None:
-        times = (
-            session.execute(
-                select(func.min(LedgerEntry.created_at), func.max(LedgerEntry.created_at)).where(
-                    LedgerEntry.sequence <= last
-                )
+        first_at, last_at = session.execute(
+            select(func.min(LedgerEntry.created_at), func.max(LedgerEntry.created_at)).where(
+                LedgerEntry.sequence <= last
             )
-            .one()
-            ._tuple()
-        )
+        ).one()
     return PurgePlan(
         rule,
         now,
         cutoff,
         first=start,
         last=last,
-        first_recorded_at=times[0],
-        last_recorded_at=times[1],
+        first_recorded_at=first_at,
+        last_recorded_at=last_at,
         stop=stop,
         stop_reason=reason,
         held=tuple(held),

@@ -516,7 +516,8 @@ class Ledger:
                 select(LedgerEntry.sequence, LedgerEntry.prev_hash, LedgerEntry.payload, LedgerEntry.hash)
                 .where(LedgerEntry.kind == purges.KIND)
                 .order_by(LedgerEntry.sequence)
-            )
+            ),
+            all_purges=True,
         )
 
     def purged_hash(self, found: purges.PurgedRange, sequence: int) -> str | None:
