@@ -397,7 +397,7 @@ def _export_bundle(query: DeploymentQuery, out_dir: Path) -> None:
     try:
         ledger = _ledger(database)
         try:
-            bundle = write_bundle(ledger, query, out_dir, command=command_line(sys.argv[1:]))
+            bundle = write_bundle(ledger, query, out_dir, command=command_line(query, out_dir))
         except BundleError as exc:
             raise click.ClickException(str(exc)) from exc
     finally:

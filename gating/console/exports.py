@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -187,7 +188,7 @@ def _purged_notice(purged: tuple[PurgedRange, ...], query: DeploymentQuery) -> s
     overlaps = (query.since is None or query.since <= end) and (query.until is None or query.until > start)
     if overlaps:
         return (
-            f"{where}: this period reaches into them, so its dossiers recorded before {end:%Y-%m-%d %H:%M} UTC are no "
+            f"{where}: this period reaches into them, so its dossiers recorded up to {end:%Y-%m-%d %H:%M} UTC are no "
             "longer in the ledger; the purge records below list their hashes."
         )
     return f"{where}, before this period: none of its dossiers is affected."
@@ -320,7 +321,7 @@ def stream_json_array(ledger: Ledger, query: DeploymentQuery, verification: Veri
     return count
 
 
-def command_line(arguments: list[str]) -> str:
-    """How the bundle was asked for, for its index: `countersign export ...` with the arguments as given."""
-    shown = [a if a and all(c.isalnum() or c in "-_./:=+@" for c in a) else json.dumps(a) for a in arguments]
-    return " ".join(["countersign", *shown])
+def command_line(query: DeploymentQuery, out: Path) -> str:
+    """The command that writes this bundle, with the query's bounds in UTC: what the index says produced it."""
+    options = [f"--{name} {shlex.quote(value)}" for name, value in query_parameters(query).items()]
+    return " ".join(["countersign export", *options, f"--out {shlex.quote(str(out))}"])

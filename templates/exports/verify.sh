@@ -45,8 +45,9 @@ while IFS=$'\t' read -r sequence kind recorded_at prev_hash hash signature key; 
   if [ "$computed" != "$hash" ]; then
     fail "entry $sequence: SHA-256 of $file is $computed, the ledger recorded $hash (edited)"
   fi
-  printf '%s' "$computed" | xxd -r -p >"$work/hash.bin"
-  cmp -s "$work/hash.bin" "entries/$sequence.hash.bin" || fail "entries/$sequence.hash.bin is not entry $sequence's hash"
+  printf '%s' "$hash" | xxd -r -p >"$work/recorded.bin"
+  cmp -s "$work/recorded.bin" "entries/$sequence.hash.bin" || fail "entries/$sequence.hash.bin is not entry $sequence's hash"
+  printf '%s' "$computed" | xxd -r -p >"$work/hash.bin"  # what is signed: the hash of the bytes as they are
   if [ "$signature" = "-" ]; then
     unsigned=$((unsigned + 1))
   else
