@@ -391,14 +391,13 @@ def _content_problem(
     spans: _Spans,
     checks: list[tuple[int, Check]],
     index: int,
-    check: Callable[[E, Any], str | None] | None,
+    check: Callable[[E, Any], str | None],
 ) -> tuple[int, str] | None:
     """The caller's check, then who may have signed the entry: (its sequence, why it fails) or None."""
     parsed = parse(entry.payload)
-    if check is not None:
-        problem = check(entry, parsed)
-        if problem:
-            return entry.sequence, problem
+    problem = check(entry, parsed)
+    if problem:
+        return entry.sequence, problem
     try:
         change = key_change_in(entry.sequence, entry.prev_hash, parsed)
         if change is not None:
