@@ -26,7 +26,7 @@ run: $(STAMP)
 # 100%: those tests alone must reach every branch (an end-to-end test passing through one does not count), and the
 # coverage tracer slows nothing else. The PostgreSQL pass does not measure again: there the ledger takes its
 # PostgreSQL branches and leaves the SQLite ones unrun.
-CORE_TESTS := $(wildcard tests/test_policy*.py tests/test_separation_of_duties.py tests/test_config.py tests/test_ledger*.py)
+CORE_TESTS := $(wildcard tests/test_policy*.py tests/test_separation_of_duties.py tests/test_config.py tests/test_ledger*.py tests/test_retention.py tests/test_export_bundle.py)
 COVERAGE := --cov=gating/policy --cov=gating/ledger --cov-branch --cov-fail-under=100 --cov-report=term-missing:skip-covered
 
 test: $(STAMP) node_modules/.installed lint

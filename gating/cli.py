@@ -1,4 +1,5 @@
-"""The `countersign` command: demo, serve, db upgrade, check-settings, verify, checkpoint, key, token, export."""
+"""The `countersign` command: demo, serve, worker, db upgrade, check-settings, verify, checkpoint, key, token, export,
+purge, hold, emergencies, deliveries."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import click
 from gating.settings import Settings, SettingsError, read_database_url
 
 if TYPE_CHECKING:
+    from gating.console.queries import DeploymentQuery
     from gating.db import Database
     from gating.ledger import Ledger, VerifyResult
 
@@ -313,6 +315,7 @@ def _connection_reason(exc: Exception) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def verify(checkpoint_file: Path | None, public_key_file: Path | None, as_json: bool) -> None:
     from gating.ledger import LedgerKeyError, load_public_key, verify_against_checkpoint
+    from gating.ledger.purges import describe_purges
     from gating.ledger.signing import describe_spans
 
     database = _migrated_database()
@@ -338,6 +341,8 @@ def verify(checkpoint_file: Path | None, public_key_file: Path | None, as_json: 
         click.echo(json.dumps(result.as_dict(), indent=2))
     elif result.ok:
         click.echo(f"ledger OK: {result.count} entries, head {result.head_hash}")
+        if result.purged:
+            click.echo(describe_purges(result.purged))
         click.echo(describe_spans(result.spans))
         click.echo(_signatures_line(result))
         if checkpoint_file is not None:
@@ -349,6 +354,8 @@ def verify(checkpoint_file: Path | None, public_key_file: Path | None, as_json: 
         else:
             reason = reason.removeprefix(f"entry {result.first_bad_sequence}: ")
             click.echo(f"ledger BROKEN at entry {result.first_bad_sequence}: {reason}")
+        if result.purged:
+            click.echo(describe_purges(result.purged))
         if result.spans:
             where = "" if result.first_bad_sequence is None else "verified before it: "
             click.echo(where + describe_spans(result.spans))
@@ -506,8 +513,9 @@ def token_list() -> None:
 
 
 @main.command(
-    help="Export deployment dossiers: one (--id) as JSON or a printable HTML page, or a JSON array of all "
-    "those matching --repo/--environment/--since/--until (audit sampling)."
+    help="Export deployment dossiers: one (--id) as JSON or a printable HTML page; an evidence bundle for a period "
+    "(--since, --until, --out DIR) that a third party can verify with sha256sum and openssl; or, without --out, a "
+    "JSON array of all those matching --repo/--environment/--since/--until (audit sampling)."
 )
 @click.option("--id", "entry_id", type=int, help="Ledger entry id of one deployment decision.")
 @click.option("--repo", help="Repository (owner/name).")
@@ -516,9 +524,15 @@ def token_list() -> None:
 @click.option("--until", help="Up to this ISO-8601 datetime, or through the end of this date.")
 @click.option("--decision", type=click.Choice(["approved", "rejected", "emergency"]), help="Only this decision.")
 @click.option(
-    "--format", "fmt", type=click.Choice(["json", "html"]), default="json", show_default=True, help="Output format."
+    "--format", "fmt", type=click.Choice(["json", "html"]), default=None, help="Output format (default json)."
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="File to write; default stdout.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write an evidence bundle into this new directory (needs --since and --until): see its VERIFY.md.",
+)
 def export(
     entry_id: int | None,
     repo: str | None,
@@ -526,21 +540,28 @@ def export(
     since: str | None,
     until: str | None,
     decision: str | None,
-    fmt: str,
+    fmt: str | None,
     output: Path | None,
+    out_dir: Path | None,
 ) -> None:
-    from gating.console.dossiers import build_dossier, load_dossier
-    from gating.console.queries import BadParameter, DeploymentQuery, search_deployments
+    from gating.console.dossiers import load_dossier
+    from gating.console.exports import stream_json_array
+    from gating.console.queries import BadParameter, DeploymentQuery
     from gating.console.rendering import render_dossier
     from gating.ledger.encoding import escape_lone_surrogates
 
     selecting = any(v is not None for v in (repo, environment, since, until, decision))
-    if entry_id is None and not selecting:
+    if out_dir is not None:
+        if entry_id is not None or fmt is not None or output is not None:
+            raise click.UsageError("--out writes a bundle of JSON and HTML files: no --id, --format or --output")
+        if since is None or until is None:
+            raise click.UsageError("an evidence bundle covers a period: give --since and --until")
+    elif entry_id is None and not selecting:
         raise click.UsageError("give --id N, or --repo/--environment/--since/--until/--decision to select several")
     if entry_id is not None and selecting:
         raise click.UsageError("--id exports one dossier; it cannot be combined with search options")
     if entry_id is None and fmt == "html":
-        raise click.UsageError("HTML exports one dossier: give --id N (several dossiers export as JSON)")
+        raise click.UsageError("HTML exports one dossier: give --id N, or --out DIR for a bundle with a page each")
     if entry_id is None:
         args = {"repo": repo or "", "environment": environment or "", "since": since or "", "until": until or ""}
         args["decision"] = decision or ""
@@ -549,6 +570,9 @@ def export(
         except BadParameter as exc:
             raise click.BadParameter(exc.message, param_hint=f"--{exc.name}") from exc
         query = dataclasses.replace(query, limit=None)
+    if out_dir is not None:
+        _export_bundle(query, out_dir)
+        return
     database = _migrated_database()
     try:
         ledger = _ledger(database)
@@ -557,24 +581,141 @@ def export(
             dossier = load_dossier(ledger, entry_id, verification)
             if dossier is None:
                 raise click.ClickException(f"no deployment decision with ledger entry id {entry_id}")
-            dossiers = [dossier]
+            if fmt == "html":
+                text = render_dossier(dossier)
+            else:
+                text = escape_lone_surrogates(json.dumps(dossier, indent=2, sort_keys=True, ensure_ascii=False)) + "\n"
+            if output is None:
+                click.echo(text, nl=False)
+            else:
+                output.write_text(text, encoding="utf-8")
+                click.echo(f"1 dossier(s) written to {output}", err=True)
+        elif output is None:
+            # One dossier at a time, however long the period: never the whole array in memory.
+            stream_json_array(ledger, query, verification, sys.stdout)
         else:
-            entries = search_deployments(database, query)
-            dossiers = [build_dossier(entry, verification, ledger) for entry in reversed(entries)]
+            with output.open("w", encoding="utf-8") as handle:
+                count = stream_json_array(ledger, query, verification, handle)
+            click.echo(f"{count} dossier(s) written to {output}", err=True)
     finally:
         database.dispose()
-    if fmt == "html":
-        text = render_dossier(dossiers[0])
-    else:
-        document = dossiers[0] if entry_id is not None else dossiers
-        text = escape_lone_surrogates(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)) + "\n"
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        output.write_text(text, encoding="utf-8")
-        click.echo(f"{len(dossiers)} dossier(s) written to {output}", err=True)
     if not verification.ok:
         click.echo(f"warning: ledger BROKEN: {verification.reason}", err=True)
+
+
+def _export_bundle(query: DeploymentQuery, out_dir: Path) -> None:
+    from gating.console.exports import BundleError, command_line, write_bundle
+
+    database = _migrated_database()
+    try:
+        ledger = _ledger(database)
+        try:
+            bundle = write_bundle(ledger, query, out_dir, command=command_line(query, out_dir))
+        except BundleError as exc:
+            raise click.ClickException(str(exc)) from exc
+    finally:
+        database.dispose()
+    click.echo(f"evidence bundle written to {out_dir}: {bundle.describe()}")
+    click.echo(f"a third party checks it with: bash {out_dir / 'verify.sh'} (see {out_dir / 'VERIFY.md'})")
+    if not bundle.verification.ok:
+        click.echo(f"warning: ledger BROKEN: {bundle.verification.reason}", err=True)
+        sys.exit(1)
+
+
+@main.command(
+    help="Remove the ledger's oldest entries past retention that no legal hold keeps, and record what was removed "
+    "in a retention_purge entry, so that verification continues across the gap. Only a contiguous run of the "
+    "oldest entries is removed: up to the first entry within retention, under a hold, or the newest entry."
+)
+@click.option("--older-than", required=True, help="Retention: Nd, Nw or Ny (calendar years), e.g. 7y; at least 1d.")
+@click.option("--dry-run", is_flag=True, help="Say what would be purged and what is kept, and change nothing.")
+def purge(older_than: str, dry_run: bool) -> None:
+    from gating.ledger.purges import DASH, Retention
+    from gating.ledger.retention import RetentionError, plan_purge
+    from gating.ledger.retention import purge as purge_entries
+
+    try:
+        rule = Retention.parse(older_than)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from exc
+    database = _migrated_database()
+    try:
+        ledger = _ledger(database)
+        plan = plan_purge(ledger, rule)
+        for line in plan.describe():
+            click.echo(line)
+        if dry_run:
+            result = ledger.verify()
+            verdict = "the ledger verifies" if result.ok else f"ledger BROKEN, a purge would refuse: {result.reason}"
+            click.echo(f"dry run, nothing purged; {verdict}")
+            return
+        try:
+            written = purge_entries(ledger, plan)
+        except RetentionError as exc:
+            raise click.ClickException(str(exc)) from exc
+    finally:
+        database.dispose()
+    if not written:
+        click.echo("nothing purged")
+    for entry in written:
+        first, last = entry.data["range"]["first"], entry.data["range"]["last"]
+        click.echo(f"entries {first}{DASH}{last} purged, recorded by entry {entry.sequence}")
+
+
+@main.group(help="Legal holds: entries the retention purge keeps, by repository or by Jira ticket.")
+def hold() -> None:
+    pass
+
+
+@hold.command("add", help="Keep every ledger entry of a repository, or naming a ticket, until the hold is removed.")
+@click.option("--repo", help="Repository (owner/name).")
+@click.option("--ticket", help="Jira key, e.g. PAY-101: entries that name it.")
+@click.option("--reason", required=True, help="The matter or request the hold serves.")
+def hold_add(repo: str | None, ticket: str | None, reason: str) -> None:
+    from gating.ledger.retention import RetentionError, place_hold
+
+    if (repo is None) == (ticket is None):
+        raise click.UsageError("give --repo R or --ticket K (one per hold)")
+    database = _migrated_database()
+    try:
+        placed = place_hold(_ledger(database), repository=repo, ticket=ticket, reason=reason)
+    except RetentionError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        database.dispose()
+    click.echo(f"legal hold {placed.id} placed on {placed.scope()}, recorded by entry {placed.placed_entry}")
+
+
+@hold.command("list", help="Legal holds in place (with --all, lifted ones too).")
+@click.option("--all", "include_lifted", is_flag=True, help="Also the holds that were removed.")
+def hold_list(include_lifted: bool) -> None:
+    from gating.ledger.retention import list_holds
+
+    database = _migrated_database()
+    try:
+        holds = list_holds(database, include_lifted=include_lifted)
+    finally:
+        database.dispose()
+    if not holds:
+        click.echo("no legal holds")
+    for found in holds:
+        state = f"removed {_date(found.released_at)}" if found.released_at else "in place"
+        click.echo(f"{found.id}\t{found.scope()}\tplaced {_date(found.placed_at)}\t{state}\t{found.reason}")
+
+
+@hold.command("remove", help="Lift legal hold ID; what it kept may be purged again. Recorded in the ledger.")
+@click.argument("hold_id", type=int)
+def hold_remove(hold_id: int) -> None:
+    from gating.ledger.retention import RetentionError, lift_hold
+
+    database = _migrated_database()
+    try:
+        lifted = lift_hold(_ledger(database), hold_id)
+    except RetentionError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        database.dispose()
+    click.echo(f"legal hold {lifted.id} on {lifted.scope()} removed, recorded by entry {lifted.released_entry}")
 
 
 def _date(value: datetime) -> str:

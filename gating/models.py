@@ -1,4 +1,5 @@
-"""Database tables: webhook deliveries, the ticket -> open PR index, published check runs and ticket changes."""
+"""Database tables: deliveries (and the job queue), PR and check-run records, ticket changes, the ledger, API tokens,
+legal holds and periodic runs."""
 
 from __future__ import annotations
 
@@ -226,3 +227,23 @@ class PeriodicRun(Base):
 
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     last_run_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class LegalHold(Base):
+    """Entries of a repository, or naming a ticket, that the retention purge must keep while the hold is in place.
+
+    Placing and lifting a hold are ledger entries too (`legal_hold`, `legal_hold_released`): their sequences are kept
+    here, so the evidence shows when each hold began and ended.
+    """
+
+    __tablename__ = "legal_holds"
+    __table_args__ = (Index("ix_legal_holds_active", "released_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    repository: Mapped[str | None] = mapped_column(String(200))
+    ticket: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    placed_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    placed_entry: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    released_entry: Mapped[int | None] = mapped_column(BigInteger)

@@ -80,6 +80,9 @@ def build_dossier(entry: LedgerEntryView, verification: VerifyResult, ledger: Le
         "prev_hash": entry.prev_hash,
         "signature_present": bool(entry.signature),
         "signature_valid": signature_valid,
+        # What a third party checks with the key's holder's public key: Ed25519 over the 32 raw bytes of `hash`.
+        "signature": entry.signature,
+        "signed_by": verification.signer_of(entry.sequence),
     }
     return {
         "id": entry.id,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from gating.db import Database
 from gating.ledger import LedgerEntryView
@@ -106,28 +106,58 @@ def parse_when(value: str | None, name: str, *, end_of_day: bool = False) -> dat
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def search_deployments(db: Database, query: DeploymentQuery) -> list[LedgerEntryView]:
-    """Deployment decisions matching `query`, newest first. `sha` matches as a prefix; `ticket` as a whole key."""
-    statement = select(LedgerEntry).where(LedgerEntry.kind == KIND).order_by(LedgerEntry.sequence.desc())
+def deployment_conditions(query: DeploymentQuery) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of a search: `sha` matches as a prefix; `ticket` as a whole key."""
+    conditions = [LedgerEntry.kind == KIND]
     if query.repo is not None:
-        statement = statement.where(LedgerEntry.repository == query.repo)
+        conditions.append(LedgerEntry.repository == query.repo)
     if query.environment is not None:
-        statement = statement.where(LedgerEntry.environment == query.environment)
+        conditions.append(LedgerEntry.environment == query.environment)
     if query.decision is not None:
-        statement = statement.where(LedgerEntry.decision == query.decision)
+        conditions.append(LedgerEntry.decision == query.decision)
     if query.sha is not None:
-        statement = statement.where(LedgerEntry.sha.like(f"{query.sha}%"))
+        conditions.append(LedgerEntry.sha.like(f"{query.sha}%"))
     if query.since is not None:
-        statement = statement.where(LedgerEntry.created_at >= query.since)
+        conditions.append(LedgerEntry.created_at >= query.since)
     if query.until is not None:
-        statement = statement.where(LedgerEntry.created_at < query.until)
+        conditions.append(LedgerEntry.created_at < query.until)
     if query.ticket is not None:
         escaped = query.ticket.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        statement = statement.where(LedgerEntry.payload.like(f'%"{escaped}"%', escape="\\"))
+        conditions.append(LedgerEntry.payload.like(f'%"{escaped}"%', escape="\\"))
+    return conditions
+
+
+def search_deployments(db: Database, query: DeploymentQuery) -> list[LedgerEntryView]:
+    """Deployment decisions matching `query`, newest first. `sha` matches as a prefix; `ticket` as a whole key."""
+    statement = select(LedgerEntry).where(*deployment_conditions(query)).order_by(LedgerEntry.sequence.desc())
     if query.limit is not None:
         statement = statement.limit(query.limit)
     with db.session() as session:
         return [LedgerEntryView.of(row) for row in session.scalars(statement)]
+
+
+def stream_deployments(
+    db: Database, query: DeploymentQuery, *, through: int | None = None, chunk: int = 500
+) -> Iterator[LedgerEntryView]:
+    """Deployment decisions matching `query`, oldest first, read `chunk` at a time (never all at once); with
+    `through`, only entries up to that sequence."""
+    conditions = deployment_conditions(query)
+    if through is not None:
+        conditions.append(LedgerEntry.sequence <= through)
+    after = 0
+    while True:
+        statement = (
+            select(LedgerEntry)
+            .where(*conditions, LedgerEntry.sequence > after)
+            .order_by(LedgerEntry.sequence)
+            .limit(chunk)
+        )
+        with db.session() as session:
+            views = [LedgerEntryView.of(row) for row in session.scalars(statement)]
+        yield from views
+        if len(views) < chunk:
+            return
+        after = views[-1].sequence
 
 
 def emergency_listing(db: Database, now: datetime, *, overdue: bool | None = None) -> list[dict[str, Any]]:

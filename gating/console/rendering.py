@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,27 @@ def templates() -> Environment:
 def render_dossier(dossier: Mapping[str, Any]) -> str:
     # Evidence may hold half an emoji exactly as GitHub or Jira sent it; a UTF-8 page shows it as U+FFFD.
     return displayable(templates().get_template("pages/dossier.html").render(d=dossier, questions=QUESTIONS))
+
+
+def render_export_dossier(dossier: Mapping[str, Any], produced_at: str) -> str:
+    """The dossier as a file of an evidence bundle: styles inline, links only to the bundle's files or absolute."""
+    page = templates().get_template("exports/dossier.html")
+    return displayable(page.render(d=dossier, questions=QUESTIONS, produced_at=produced_at))
+
+
+def render_export_index(bundle: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    """The bundle's index.html, in pieces as the rows are read: a period of 100,000 dossiers is never held at once."""
+    for piece in templates().get_template("exports/index.html").generate(b=bundle, rows=rows):
+        yield displayable(piece)
+
+
+def render_verify_md(bundle: Mapping[str, Any], example: Mapping[str, Any]) -> str:
+    return templates().get_template("exports/VERIFY.md").render(b=bundle, example=example)
+
+
+def export_script() -> bytes:
+    """verify.sh, as it is: shell, not a template."""
+    return (template_folder() / "exports" / "verify.sh").read_bytes()
 
 
 def render_dashboard(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
@@ -13,9 +13,10 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from gating.ledger import encoding
+from gating.ledger import encoding, purges
 from gating.ledger.encoding import canonical_json as canonical_json
 from gating.ledger.encoding import format_time as format_time
+from gating.ledger.purges import KeySnapshot, Purged, PurgedRange, PurgeRecordError
 from gating.ledger.signing import Check, KeyChange, KeySpan, Schedule, is_key_change, parse_key_change, short_key
 from gating.ledger.signing import decode_signature as decode_signature
 from gating.ledger.signing import key_change_statement as key_change_statement
@@ -61,9 +62,16 @@ class VerifyResult:
     signatures_checked: bool = False
     spans: tuple[KeySpan, ...] = ()  # the verified entries, in runs signed alike
     keys: tuple[str, ...] = ()  # every key the chain names or was verified with, oldest first
+    purged: tuple[PurgedRange, ...] = ()  # the purged prefix the walk started after, oldest first
+    snapshots: tuple[tuple[int, KeySnapshot], ...] = ()  # the keys in force after each entry asked for
+
+    @property
+    def last_sequence(self) -> int:
+        """The sequence of the last entry verified: `count` plus the purged entries before them."""
+        return self.count + (self.purged[-1].last if self.purged else 0)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        result = {
             "ok": self.ok,
             "count": self.count,
             "head_hash": self.head_hash,
@@ -73,6 +81,10 @@ class VerifyResult:
             "spans": [span.as_dict() for span in self.spans],
             "keys": list(self.keys),
         }
+        if self.purged:  # only then: a ledger never purged reads as it always did
+            result["last_sequence"] = self.last_sequence
+            result["purged"] = [found.as_dict() for found in self.purged]
+        return result
 
     def signer_of(self, sequence: int) -> str | None:
         """The key that signed entry `sequence`, as verified; None when unsigned, unchecked or not verified."""
@@ -136,14 +148,46 @@ def entry_hash(prev_hash: str, payload: str) -> str:
     return hashlib.sha256((prev_hash + "\n" + payload).encode("utf-8")).hexdigest()
 
 
-def _link_problem(entry: EntryLike, expected: int, previous: str) -> tuple[int, str] | None:
+def find_purged(entries: Iterable[EntryLike], *, all_purges: bool = False) -> Purged | None:
+    """The purged prefix the `retention_purge` entries among `entries` describe. Raises PurgeRecordError.
+
+    `all_purges`: every entry given is one (the store selects them by kind), so one that does not read as a purge
+    record is named as malformed rather than passed over.
+    """
+    ranges: list[PurgedRange] = []
+    for entry in entries:
+        if all_purges or purges.is_purge(parse(entry.payload)):
+            try:
+                found, _hashes = purges.purge_record(
+                    entry.sequence, entry_hash(entry.prev_hash, entry.payload), entry.payload
+                )
+            except ValueError as exc:
+                raise PurgeRecordError(entry.sequence, f"retention purge record is malformed: {exc}") from exc
+            ranges.extend(found)
+    return purges.join(ranges)
+
+
+def _link_problem(
+    entry: EntryLike, expected: int, previous: str, purged: Purged | None = None
+) -> tuple[int, str] | None:
     """Sequence, link and content checks for one entry: (the bad sequence, why) or None."""
+    after_gap = purged is not None and expected == purged.last + 1
     if entry.sequence != expected:
         if entry.sequence > expected:
-            return expected, f"missing; entry {entry.sequence} follows {expected - 1} (a row is missing)"
+            follows = f"the purged entries 1{purges.DASH}{expected - 1}" if after_gap else f"{expected - 1}"
+            return expected, f"missing; entry {entry.sequence} follows {follows} (a row is missing)"
+        if purged is not None and entry.sequence <= purged.last:
+            found = purged.covering(entry.sequence)
+            return entry.sequence, (
+                f"present, but recorded as purged on {found.purged_at[:10]} by entry {found.recorded_by} "
+                "(restored or re-inserted?)"
+            )
         return entry.sequence, f"sequence {expected} expected (duplicated or reordered)"
     if entry.prev_hash != previous:
-        where = "the start of the chain" if expected == 1 else f"entry {expected - 1}"
+        if purged is not None and after_gap:
+            where = f"the hash of entry {purged.last} that the purge recorded"
+        else:
+            where = "the start of the chain" if expected == 1 else f"entry {expected - 1}"
         return expected, f"prev_hash does not match {where} (deleted, reordered or inserted, or that entry rehashed)"
     if entry_hash(entry.prev_hash, entry.payload) != entry.hash:
         return expected, "hash does not match its content (edited)"
@@ -201,6 +245,8 @@ def verify(
     workers: int = 1,
     batch: int = 2048,
     first_change: KeyChange | _Scan | None = SCAN,
+    purged: Purged | _Scan | None = SCAN,
+    snapshot_at: Collection[int] = (),
 ) -> VerifyResult:
     """Recompute the chain in sequence order and name the first entry that does not fit.
 
@@ -212,18 +258,49 @@ def verify(
     `first_change` is the ledger's first key change, known beforehand (the store finds it by its index); by default
     the entries are read twice to find it. Signatures are checked on `workers` threads (OpenSSL releases the GIL)
     while later entries' links are being checked; the first failure in sequence order is still the one reported.
+
+    `purged` is the prefix a retention purge removed, as the `retention_purge` entries describe it (the store reads
+    them by their index; by default the entries are scanned): the walk starts after it, from the keys it recorded,
+    and must meet every purge entry that description rests on. `snapshot_at` names entries after which to note the
+    keys in force (what a purge records).
     """
-    if isinstance(first_change, _Scan):
-        entries = entries if isinstance(entries, Sequence) else list(entries)
-        first_change = first_key_change(entries)
     anchor = public_key_hex(public_key) if public_key is not None else None
-    if first_change is not None:
+    if isinstance(first_change, _Scan) or isinstance(purged, _Scan):
+        entries = entries if isinstance(entries, Sequence) else list(entries)
+    if isinstance(first_change, _Scan):
+        first_change = first_key_change(entries)
+    if isinstance(purged, _Scan):
+        try:
+            purged = find_purged(entries)
+        except PurgeRecordError as exc:
+            return VerifyResult(False, 0, GENESIS, exc.sequence, str(exc), anchor is not None)
+    if purged is not None:
+        schedule = purges.resume(purged.state, first_change, anchor)
+    elif first_change is not None:
         schedule = Schedule(first_change.previous_public_key, known=True, first_change=first_change.sequence)
     else:
         schedule = Schedule(anchor, known=anchor is not None, first_change=None)
     spans = _Spans()
     count = 0
-    previous = GENESIS
+    offset = purged.last if purged is not None else 0
+    previous = purged.last_hash if purged is not None else GENESIS
+    gaps = purged.ranges if purged is not None else ()
+    listing = purged.listing_hashes() if purged is not None else {}
+    met: set[int] = set()
+    snapshots: list[tuple[int, KeySnapshot]] = []
+
+    def content_check(entry: E, parsed: Any) -> str | None:
+        problem = check(entry, parsed) if check is not None else None
+        if problem:
+            return problem
+        if entry.sequence in listing:
+            if entry.hash != listing[entry.sequence]:
+                return "retention purge record changed while the chain was being verified (verify again)"
+            met.add(entry.sequence)
+        elif purges.is_purge(parsed):
+            return "a retention purge record that was not read before the walk (appended meanwhile? verify again)"
+        return None
+
     pool = ThreadPoolExecutor(max_workers=max(workers, 1))
     waiting: deque[_Batch[E]] = deque()
 
@@ -231,7 +308,7 @@ def verify(
         where = f"entry {sequence}: " if sequence is not None else ""
         keys = tuple(schedule.keys)
         return VerifyResult(
-            False, count_, head, sequence, where + reason, anchor is not None, spans.before(sequence), keys
+            False, count_, head, sequence, where + reason, anchor is not None, spans.before(sequence), keys, gaps
         )
 
     def signature_failure(item: _Batch[E]) -> VerifyResult | None:
@@ -258,13 +335,15 @@ def verify(
             head = previous
             failure: tuple[int, str] | None = None
             for entry in chunk:
-                failure = _link_problem(entry, count + len(good) + 1, head)
+                failure = _link_problem(entry, offset + count + len(good) + 1, head, purged)
                 if failure is None:
-                    failure = _content_problem(entry, schedule, spans, checks, len(good), check)
+                    failure = _content_problem(entry, schedule, spans, checks, len(good), content_check)
                 if failure is not None:
                     break
                 good.append(entry)
                 head = entry.hash
+                if entry.sequence in snapshot_at:
+                    snapshots.append((entry.sequence, purges.snapshot(schedule)))
             if checks:
                 step = -(-len(checks) // max(workers, 1))
                 futures = [
@@ -288,13 +367,22 @@ def verify(
             return bad
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+    unmet = sorted(set(listing) - met)
+    if unmet:
+        # A purge record read beforehand that the chain no longer holds: the gap it explained is unexplained.
+        return failed(count, previous, unmet[0], "missing; it records a purge the chain relies on")
     checked = anchor is not None and (anchor in schedule.used or anchor in schedule.proven)
     if anchor is not None and not checked and (schedule.used or schedule.proven):
         # Keys that vouch only for themselves: a chain rebuilt with a forger's key looks just like this.
         keys = ", ".join(short_key(k) for k in schedule.keys)
         reason = f"no entry is signed by the given key {short_key(anchor)}; this ledger's keys: {keys}"
+        if gaps:
+            # The key changes that handed over from it may be among the purged entries: only the keys left vouch.
+            reason += f" (entries 1{purges.DASH}{offset} were purged: give a key that signs the entries left)"
         return failed(count, previous, None, reason)
-    return VerifyResult(True, count, previous, None, None, checked, spans.before(None), tuple(schedule.keys))
+    return VerifyResult(
+        True, count, previous, None, None, checked, spans.before(None), tuple(schedule.keys), gaps, tuple(snapshots)
+    )
 
 
 def _content_problem(
@@ -303,14 +391,13 @@ def _content_problem(
     spans: _Spans,
     checks: list[tuple[int, Check]],
     index: int,
-    check: Callable[[E, Any], str | None] | None,
+    check: Callable[[E, Any], str | None],
 ) -> tuple[int, str] | None:
     """The caller's check, then who may have signed the entry: (its sequence, why it fails) or None."""
     parsed = parse(entry.payload)
-    if check is not None:
-        problem = check(entry, parsed)
-        if problem:
-            return entry.sequence, problem
+    problem = check(entry, parsed)
+    if problem:
+        return entry.sequence, problem
     try:
         change = key_change_in(entry.sequence, entry.prev_hash, parsed)
         if change is not None:

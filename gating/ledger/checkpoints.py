@@ -24,17 +24,29 @@ def make_checkpoint(
 ) -> dict[str, Any]:
     """{version, count, sequence, head_hash, created_at[, public_key, signature]} for the current head."""
     count, head_hash = ledger.head()
+    return checkpoint_of(count, head_hash, now or ledger.clock(), signing_key)
+
+
+def checkpoint_of(
+    sequence: int, head_hash: str, now: datetime, signing_key: Ed25519PrivateKey | None = None
+) -> dict[str, Any]:
+    """The checkpoint of the entry `sequence` whose hash is `head_hash` (`count` is its sequence, as it always was)."""
     checkpoint: dict[str, Any] = {
         "version": CHECKPOINT_VERSION,
-        "count": count,
-        "sequence": count,
+        "count": sequence,
+        "sequence": sequence,
         "head_hash": head_hash,
-        "created_at": chain.format_time(now or ledger.clock()),
+        "created_at": chain.format_time(now),
     }
     if signing_key is not None:
         checkpoint["public_key"] = public_key_hex(signing_key.public_key())
-        checkpoint["signature"] = signing_key.sign(_signed_text(checkpoint)).hex()
+        checkpoint["signature"] = signing_key.sign(signed_bytes(checkpoint)).hex()
     return checkpoint
+
+
+def signed_bytes(checkpoint: dict[str, Any]) -> bytes:
+    """What a checkpoint's signature covers: the JCS bytes of the checkpoint without its signature."""
+    return _signed_text(checkpoint)
 
 
 def _checkpoint_problem(checkpoint: dict[str, Any], key: Ed25519PublicKey | None) -> str | None:
@@ -87,14 +99,36 @@ def verify_against_checkpoint(
     taken = checkpoint["created_at"]
     if sequence == 0:
         return result
-    if result.count < sequence:
+    last = result.last_sequence
+    if last < sequence:
         return dataclasses.replace(
             result,
             ok=False,
-            first_bad_sequence=result.count + 1,
-            reason=f"entry {result.count + 1}: missing; the checkpoint of {taken} covers {sequence} entries but the "
-            f"ledger has {result.count} (tail truncated)",
+            first_bad_sequence=last + 1,
+            reason=f"entry {last + 1}: missing; the checkpoint of {taken} covers {sequence} entries but the "
+            f"ledger has {last} (tail truncated)",
         )
+    if result.purged and sequence <= result.purged[-1].last:
+        # The checkpoint's entry was purged since: its hash is the one the purge recorded, when still recorded.
+        found = next(r for r in result.purged if r.last >= sequence)
+        recorded = ledger.purged_hash(found, sequence)
+        if recorded is None:
+            return dataclasses.replace(
+                result,
+                ok=False,
+                first_bad_sequence=sequence,
+                reason=f"entry {sequence}: purged ({found.describe()}), and its hash is no longer recorded: "
+                f"the checkpoint of {taken} cannot be compared; use one taken after the purge",
+            )
+        if recorded != expected:
+            return dataclasses.replace(
+                result,
+                ok=False,
+                first_bad_sequence=sequence,
+                reason=f"entry {sequence}: the hash its purge recorded ({recorded[:16]}…) differs from the checkpoint "
+                f"of {taken} ({expected[:16]}…): the chain was rebuilt or rewritten since the checkpoint",
+            )
+        return result
     entry = ledger.at_sequence(sequence)
     actual = entry.hash if entry is not None else ""
     if actual != expected:

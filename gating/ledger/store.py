@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gating.db import Database
-from gating.ledger import chain, encoding, signing
+from gating.ledger import chain, encoding, purges, signing
 from gating.models import LedgerEntry
 
 # The columns copied out of an entry for searching; they are also inside the hashed text, so edits show.
@@ -326,6 +326,21 @@ class Ledger:
                 continue  # not a key change the chain would accept either; verification names it
             if change is not None:
                 return KeyState(True, change.public_key, change.previous_public_key)
+        # No key change left: the keys a purge recorded as in force at the end of what it removed.
+        purge = session.execute(
+            select(LedgerEntry.sequence, LedgerEntry.prev_hash, LedgerEntry.payload)
+            .where(LedgerEntry.kind == purges.KIND)
+            .order_by(LedgerEntry.sequence.desc())
+            .limit(1)
+        ).first()
+        if purge is not None:
+            try:
+                ranges, _hashes = purges.purge_record(purge.sequence, "", purge.payload)
+            except ValueError:
+                ranges = []  # verification names the malformed record
+            state = ranges[0].state if ranges else None
+            if state is not None and state.keys:
+                return KeyState(True, state.keys[0], state.keys[1] if len(state.keys) > 1 else None)
         # No key change: a ledger signed before key changes were recorded, or one not signed yet.
         last = session.execute(
             select(LedgerEntry.hash, LedgerEntry.signature)
@@ -465,15 +480,64 @@ class Ledger:
         with self.db.session() as session:
             return [LedgerEntryView.of(row) for row in session.scalars(query)]
 
-    def verify(self, public_key: Ed25519PublicKey | None = None, *, chunk: int = 2000) -> chain.VerifyResult:
-        """Recompute the whole chain, streamed in sequence order; signatures too, against a key when one is known."""
+    def verify(
+        self,
+        public_key: Ed25519PublicKey | None = None,
+        *,
+        chunk: int = 2000,
+        snapshot_at: Collection[int] = (),
+    ) -> chain.VerifyResult:
+        """Recompute the whole chain, streamed in sequence order; signatures too, against a key when one is known.
+
+        A purged prefix is known from the `retention_purge` entries, read first; `snapshot_at`: see `chain.verify`.
+        """
         key = public_key or self.public_key
         query = select(*_VERIFY_COLUMNS).order_by(LedgerEntry.sequence)
         with self.db.engine.connect() as connection:
             first = self._first_key_change(connection)
+            try:
+                purged = self._purged(connection)
+            except purges.PurgeRecordError as exc:
+                return chain.VerifyResult(False, 0, chain.GENESIS, exc.sequence, str(exc), key is not None)
             rows = connection.execution_options(yield_per=chunk).execute(query)
             workers = min(os.cpu_count() or 1, 8)
-            return chain.verify(rows, key, check=_columns_match_content, workers=workers, first_change=first)
+            return chain.verify(
+                rows,
+                key,
+                check=_columns_match_content,
+                workers=workers,
+                first_change=first,
+                purged=purged,
+                snapshot_at=snapshot_at,
+            )
+
+    @staticmethod
+    def _purged(connection: Connection) -> purges.Purged | None:
+        """The purged prefix as the purge entries present describe it, found by their kind; the walk checks them."""
+        return chain.find_purged(
+            connection.execute(
+                select(LedgerEntry.sequence, LedgerEntry.prev_hash, LedgerEntry.payload, LedgerEntry.hash)
+                .where(LedgerEntry.kind == purges.KIND)
+                .order_by(LedgerEntry.sequence)
+            ),
+            all_purges=True,
+        )
+
+    def purged_hash(self, found: purges.PurgedRange, sequence: int) -> str | None:
+        """The hash entry `sequence` had when `found`'s purge removed it; None when the record holding it is gone."""
+        if found.listed_by != found.recorded_by:
+            return found.last_hash if sequence == found.last else None
+        with self.db.session() as session:
+            row = session.execute(
+                select(LedgerEntry.sequence, LedgerEntry.payload).where(LedgerEntry.sequence == found.listed_by)
+            ).first()
+        if row is None:
+            return None
+        try:
+            _ranges, hashes = purges.purge_record(row.sequence, "", row.payload)
+        except ValueError:
+            return None
+        return hashes[sequence - found.first]
 
     @staticmethod
     def _first_key_change(connection: Connection) -> signing.KeyChange | None:
