@@ -20,7 +20,9 @@ from gating.settings import Settings, SettingsError, read_database_url
 if TYPE_CHECKING:
     from gating.console.queries import DeploymentQuery
     from gating.db import Database
+    from gating.intake.jobs import Processor
     from gating.ledger import Ledger, VerifyResult
+    from gating.services import Services
 
 
 @click.group(help="Countersign: prove every merge and deployment was approved in Jira.")
@@ -722,6 +724,27 @@ def _date(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _app_services(processor: Processor | None = None) -> Services:
+    """The app's services for a command that runs the gates' code: settings from the environment, JSON logs
+    (their lines are what cron and systemd keep), and a migrated database — else one clear error line."""
+    from gating.app import build_services
+    from gating.db import DatabaseUnavailable, NotMigrated
+    from gating.logs import configure_from_settings
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    configure_from_settings(settings)
+    services = build_services(settings, **({"processor": processor} if processor is not None else {}))
+    try:
+        services.db.require_migrated()
+    except (NotMigrated, DatabaseUnavailable) as exc:
+        services.db.dispose()
+        raise click.ClickException(str(exc)) from None
+    return services
+
+
 @main.group(help="Emergency changes awaiting approval after the fact.")
 def emergencies() -> None:
     pass
@@ -733,25 +756,11 @@ def emergencies() -> None:
     "e.g. hourly from cron; Jira webhooks do the same as tickets change). Needs the app's environment variables.",
 )
 def emergencies_recheck() -> None:
-    from gating.app import build_services
-    from gating.db import DatabaseUnavailable, NotMigrated
     from gating.gates.emergencies import awaiting_approval, recheck_emergencies
     from gating.intake.jobs import InlineProcessor
-    from gating.logs import configure_from_settings
     from gating.policy.emergency import is_overdue
 
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
-    # The recheck runs the gates' code, whose lines (emergency.resolved, jira.unavailable) cron should keep.
-    configure_from_settings(settings)
-    services = build_services(settings, processor=InlineProcessor())
-    try:
-        services.db.require_migrated()
-    except (NotMigrated, DatabaseUnavailable) as exc:
-        services.db.dispose()
-        raise click.ClickException(str(exc)) from None
+    services = _app_services(InlineProcessor())
     pending = awaiting_approval(services.db)
     resolved = recheck_emergencies(services)
     now = services.clock()
@@ -776,18 +785,10 @@ def deliveries() -> None:
     "The app does this by itself at start and every five minutes. Needs the app's environment variables.",
 )
 def deliveries_recover() -> None:
-    from gating.app import build_services
     from gating.intake.recovery import recover_missed_deliveries
-    from gating.logs import configure_from_settings
 
+    services = _app_services()
     try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
-    configure_from_settings(settings)
-    services = build_services(settings)
-    try:
-        services.db.require_migrated()
         asked = recover_missed_deliveries(services)
     finally:
         services.db.dispose()
@@ -803,20 +804,10 @@ def worker() -> None:
     import signal
     import threading
 
-    from gating.app import build_services, start_worker
-    from gating.db import NotMigrated
-    from gating.logs import configure_from_settings
+    from gating.app import start_worker
 
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
-    configure_from_settings(settings)
-    services = build_services(settings)
-    try:
-        services.db.require_migrated()
-    except NotMigrated as exc:
-        raise click.ClickException(str(exc)) from exc
+    services = _app_services()
+    settings = services.settings
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
