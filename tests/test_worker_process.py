@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 from conftest import ALICE, GITHUB_SECRET, JIRA_SECRET, completed_check, wait_for
+from sqlalchemy import select
 from test_durable_deliveries import countersign
 
 from gating.db import Database
 from gating.demo import app_environment
+from gating.models import CheckRunRecord
 from gating.models import Delivery as DeliveryRow
 from gating.settings import Settings
 from simulators.github import GitHubSimulator
@@ -48,6 +50,16 @@ def status_of(settings: Settings, delivery_id: str) -> str | None:
         database.dispose()
 
 
+def run_recorded(settings: Settings, sha: str) -> bool:
+    database = Database(settings.database_url)
+    try:
+        with database.session() as session:
+            row = session.scalar(select(CheckRunRecord).where(CheckRunRecord.head_sha == sha))
+            return row is not None and row.check_run_id is not None
+    finally:
+        database.dispose()
+
+
 def test_a_worker_killed_mid_evaluation_leaves_its_job_to_the_next_one(
     settings: Settings, github: GitHubSimulator, jira: JiraSimulator, repo: str, worker_env: dict[str, str]
 ) -> None:
@@ -66,6 +78,9 @@ def test_a_worker_killed_mid_evaluation_leaves_its_job_to_the_next_one(
             delivery_id = f"github:{delivery['delivery_id']}"
             wait_for(lambda: status_of(settings, delivery_id) == "processing", message="the worker to claim it")
             wait_for(lambda: github.check_runs(repo, sha), message="the check run in progress")
+            # Killed once the run is recorded: a worker killed between GitHub's answer and that record leaves
+            # a claim the next worker waits out (COUNTERSIGN_GITHUB_RETRY_SECONDS + 30 s) before adopting the run.
+            wait_for(lambda: run_recorded(settings, sha), message="the check run recorded")
         finally:
             os.killpg(first.pid, signal.SIGKILL)  # ...when the worker is killed outright
             first.wait(10)
