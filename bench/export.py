@@ -22,7 +22,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import insert, text
+from ledger_db import empty_ledger_database
+from sqlalchemy import insert
 
 from gating.db import Database, _redact
 from gating.ledger import chain
@@ -120,15 +121,7 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = tempfile.TemporaryDirectory(prefix="countersign-bench-export-")
-    url = args.database_url or f"sqlite:///{Path(tmp.name) / 'ledger.sqlite3'}"
-    db = Database(url)
-    db.upgrade()
-    with db.engine.begin() as connection:
-        if args.reset:
-            connection.execute(text("DELETE FROM ledger_entries"))
-        existing = connection.execute(text("SELECT COUNT(*) FROM ledger_entries")).scalar_one()
-    if existing:
-        sys.exit(f"the ledger in {_redact(url)} already holds {existing} entries; pass --reset or a fresh database")
+    url, db = empty_ledger_database(args.database_url, reset=args.reset, tmp=tmp)
     key = Ed25519PrivateKey.generate()
     key_path = Path(tmp.name) / "ledger.pem"
     key_path.write_bytes(

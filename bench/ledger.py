@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import text
+from ledger_db import empty_ledger_database
 
-from gating.db import Database, _redact
+from gating.db import _redact
 from gating.ledger import Ledger
 from gating.ledger.signing import describe_spans
 
@@ -56,15 +54,7 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = tempfile.TemporaryDirectory(prefix="countersign-bench-")
-    url = args.database_url or f"sqlite:///{Path(tmp.name) / 'ledger.sqlite3'}"
-    db = Database(url)
-    db.upgrade()
-    with db.engine.begin() as connection:
-        if args.reset:
-            connection.execute(text("DELETE FROM ledger_entries"))
-        existing = connection.execute(text("SELECT COUNT(*) FROM ledger_entries")).scalar_one()
-    if existing:
-        sys.exit(f"the ledger in {_redact(url)} already holds {existing} entries; pass --reset or a fresh database")
+    url, db = empty_ledger_database(args.database_url, reset=args.reset, tmp=tmp)
 
     key = None if args.no_sign else Ed25519PrivateKey.generate()
     ledger = Ledger(db, key)
