@@ -189,3 +189,25 @@ def test_deployments_waiting_on_a_jira_outage_do_not_delay_a_merge_check(live_ap
     assert not [a for a in live_app.github.deployment_answers(repo) if a["state"]]  # still waiting
     live_app.jira.faults.down = False
     assert len(answers(live_app, repo, live_app.services.settings.workers + 1)) == 5
+
+
+def test_a_deferred_delivery_waits_its_time_then_runs_again(database_url: str) -> None:
+    """A job that asks to be run later holds no worker: it is queued again, invisible until its time."""
+    from datetime import UTC, datetime
+
+    from gating.intake.deliveries import Delivery, DeliveryStore
+
+    now = [datetime(2026, 12, 1, 12, 0, tzinfo=UTC)]
+    db = Database(database_url)
+    db.upgrade()
+    store = DeliveryStore(db, lambda: now[0])
+    delivery = Delivery("d-1", "github", "deployment_protection_rule", "requested", {"x": 1}, now[0])
+    assert store.accept(delivery, "digest")
+    assert store.claim("deploy") is not None
+    store.defer("d-1", 30, "Jira is unavailable")
+    assert store.status("d-1") == "queued"
+    assert store.claim("deploy") is None, "taken before its time"
+    now[0] += timedelta(seconds=31)
+    again = store.claim("deploy")
+    assert again is not None and again.payload == {"x": 1}
+    db.dispose()

@@ -141,6 +141,17 @@ class DeliveryStore:
     def fail(self, delivery_id: str, error: str) -> None:
         self._set(delivery_id, "failed", error[:2000])
 
+    def defer(self, delivery_id: str, seconds: float, reason: str) -> None:
+        """Queue the delivery again, runnable no sooner than `seconds` from now (the job asked to wait)."""
+        now = self.clock()
+        with self.db.session() as session:
+            session.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.id == delivery_id)
+                .values(status="queued", error=reason[:2000], lease_until=None,
+                        run_after=now + timedelta(seconds=seconds), updated_at=now)
+            )  # fmt: skip
+
     def status(self, delivery_id: str) -> str | None:
         with self.db.session() as session:
             row = session.get(DeliveryRow, delivery_id)

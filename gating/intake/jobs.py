@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from gating.deferral import RetryLater
 from gating.github_api.errors import InstallationGone
 from gating.intake.deliveries import LEASE, Delivery, DeliveryStore, queue_for
 from gating.intake.payloads import NotActionable
@@ -41,6 +42,12 @@ def run_delivery(services: Services, delivery: Delivery) -> None:
             log.info("webhook.not_actionable", extra={"reason": str(exc), "duration_ms": _elapsed_ms(started)})
             services.deliveries.finish(delivery.id)
             _count(delivery, "not_actionable", services)
+        except RetryLater as exc:
+            # Not an outcome yet: the delivery is queued again for later, and no thread waits for it.
+            log.info(
+                "job.deferred", extra={"reason": exc.reason, "wait": exc.seconds, "duration_ms": _elapsed_ms(started)}
+            )
+            services.deliveries.defer(delivery.id, exc.seconds, exc.reason)
         except Exception as exc:  # one catch-all per job: the worker must survive any handler bug
             log.exception("webhook.failed", extra={"duration_ms": _elapsed_ms(started)})
             services.deliveries.fail(delivery.id, f"{type(exc).__name__}: {exc}")
