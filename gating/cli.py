@@ -550,6 +550,7 @@ def export(
     from gating.console.exports import stream_json_array
     from gating.console.queries import BadParameter, DeploymentQuery
     from gating.console.rendering import render_dossier
+    from gating.console.scope import EVERYTHING
     from gating.ledger.encoding import escape_lone_surrogates
 
     selecting = any(v is not None for v in (repo, environment, since, until, decision))
@@ -580,7 +581,7 @@ def export(
         ledger = _ledger(database)
         verification = ledger.verify()
         if entry_id is not None:
-            dossier = load_dossier(ledger, entry_id, verification)
+            dossier = load_dossier(ledger, entry_id, EVERYTHING, verification)
             if dossier is None:
                 raise click.ClickException(f"no deployment decision with ledger entry id {entry_id}")
             if fmt == "html":

@@ -20,6 +20,7 @@ from test_layout import impurities
 
 from gating.cli import main
 from gating.console.dossiers import load_dossier
+from gating.console.scope import EVERYTHING
 from gating.db import Database
 from gating.ledger import GENESIS, Ledger, canonical_json, entry_hash
 from gating.ledger.encoding import LedgerEncodingError, decode
@@ -317,7 +318,7 @@ def test_a_decimal_and_a_huge_integer_in_the_approval_record_and_half_an_emoji_a
     assert result.ok, result.reason
 
     (view,) = live_app.services.ledger.search(limit=10)
-    dossier = load_dossier(live_app.services.ledger, view.id)
+    dossier = load_dossier(live_app.services.ledger, view.id, EVERYTHING)
     assert dossier is not None
     assert dossier["evidence"]["tickets"][0]["approval_record"]["items"][1]["to"] == 2.5
     assert dossier["evidence"]["tickets"][0]["summary"] == f"Refunds {LONE}"

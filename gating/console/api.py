@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, jsonify, request
 from gating.console.auth import require_token
 from gating.console.dossiers import load_dossier, summary
 from gating.console.queries import BadParameter, DeploymentQuery, emergency_listing, search_deployments
+from gating.console.scope import current_scope
 from gating.ledger import Ledger
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -27,6 +28,13 @@ def ledger_verify() -> Any:
     return jsonify(result.as_dict())
 
 
+def dossier_by_id(entry_id: str) -> dict[str, Any] | None:
+    """The dossier a URL names, if the viewer may see it; None for a missing, malformed or out-of-scope id."""
+    if not entry_id.isdigit() or len(entry_id) >= 19:  # beyond any sequence: never a database integer overflow
+        return None
+    return load_dossier(current_ledger(), int(entry_id), current_scope())
+
+
 def _error(status: int, message: str, **extra: Any) -> Any:
     response = jsonify(error=message, **extra)
     response.status_code = status
@@ -42,7 +50,7 @@ def deployments() -> Any:
         query = DeploymentQuery.from_args(request.args)
     except BadParameter as exc:
         return _error(400, str(exc), parameter=exc.name)
-    entries = search_deployments(current_ledger().db, query)
+    entries = search_deployments(current_ledger().db, query, current_scope())
     return jsonify(deployments=[summary(entry) for entry in entries])
 
 
@@ -50,7 +58,7 @@ def deployments() -> Any:
 @require_token
 def deployment(entry_id: str) -> Any:
     """One deployment's dossier: evidence, ledger entry, chain verification and the auditor's five answers."""
-    dossier = load_dossier(current_ledger(), int(entry_id)) if entry_id.isdigit() and len(entry_id) < 19 else None
+    dossier = dossier_by_id(entry_id)
     if dossier is None:
         return _error(404, f"no deployment decision with ledger entry id {entry_id}")
     return jsonify(dossier)
@@ -70,4 +78,4 @@ def emergencies() -> Any:
     else:
         return _error(400, f"overdue: {raw!r} is not true or false", parameter="overdue")
     services = current_app.extensions["countersign"]
-    return jsonify(emergencies=emergency_listing(services.db, services.clock(), overdue=overdue))
+    return jsonify(emergencies=emergency_listing(services.db, services.clock(), current_scope(), overdue=overdue))

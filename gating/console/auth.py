@@ -18,6 +18,7 @@ from flask import current_app, g, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from gating.console.scope import EVERYTHING
 from gating.db import Database
 from gating.models import ApiToken
 
@@ -110,6 +111,7 @@ def require_token(view: F) -> F:
             log.warning("api.bad_token", extra={"path": request.path, "remote_addr": request.remote_addr})
             return _unauthorized("invalid or revoked token", invalid=True)
         g.api_token_name = name
+        g.scope = EVERYTHING  # tokens are not scoped to repositories (yet): each sees every one
         return view(*args, **kwargs)
 
     return guarded  # type: ignore[return-value]
@@ -156,6 +158,7 @@ def require_token_or_basic(view: F) -> F:
             log.warning("console.bad_token", extra={"path": request.path, "remote_addr": request.remote_addr})
             return _basic_challenge("invalid or revoked token")
         g.api_token_name = name
+        g.scope = EVERYTHING  # tokens are not scoped to repositories (yet): each sees every one
         return view(*args, **kwargs)
 
     return guarded  # type: ignore[return-value]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from gating.console.queries import KIND, iso
+from gating.console.scope import Scope
 from gating.ledger import Ledger, LedgerEntryView, VerifyResult, entry_hash
 from gating.ledger.chain import signature_valid as check_signature
 from gating.ledger.store import public_key_from_hex
@@ -47,10 +48,13 @@ def summary(entry: LedgerEntryView) -> dict[str, Any]:
     }
 
 
-def load_dossier(ledger: Ledger, entry_id: int, verification: VerifyResult | None = None) -> dict[str, Any] | None:
-    """The dossier of ledger entry `entry_id`, or None when there is no such deployment decision."""
+def load_dossier(
+    ledger: Ledger, entry_id: int, scope: Scope, verification: VerifyResult | None = None
+) -> dict[str, Any] | None:
+    """The dossier of ledger entry `entry_id`, or None when there is no such deployment decision in `scope`
+    (outside it, the same None: a viewer learns nothing of what it may not see, not even that it exists)."""
     entry = ledger.get(entry_id)
-    if entry is None or entry.kind != KIND:
+    if entry is None or entry.kind != KIND or not scope.allows(entry.repository):
         return None
     return build_dossier(entry, verification if verification is not None else ledger.verify(), ledger)
 

@@ -25,6 +25,9 @@ from sqlalchemy import func, select
 from gating.console.dossiers import build_dossier
 from gating.console.queries import DeploymentQuery, deployment_conditions, stream_deployments
 from gating.console.rendering import export_script, render_export_dossier, render_export_index, render_verify_md
+
+# Exports are made by the operator on the command line, who sees every repository; --repo narrows them.
+from gating.console.scope import EVERYTHING
 from gating.db import Database
 from gating.ledger import Ledger, LedgerEntryView, VerifyResult, chain
 from gating.ledger.checkpoints import checkpoint_of, signed_bytes
@@ -108,7 +111,7 @@ def _prepare(out: Path) -> None:
 
 def _selection(db: Database, query: DeploymentQuery, through: int) -> tuple[int, int | None]:
     """How many dossiers the query selects up to `through`, and the first one's sequence."""
-    conditions = [*deployment_conditions(query), LedgerEntry.sequence <= through]
+    conditions = [*deployment_conditions(query, EVERYTHING), LedgerEntry.sequence <= through]
     with db.session() as session:
         count, first = session.execute(select(func.count(), func.min(LedgerEntry.sequence)).where(*conditions)).one()
     return int(count), (int(first) if first is not None else None)
@@ -228,7 +231,7 @@ def write_bundle(
     with (out / "index.csv").open("w", newline="", encoding="utf-8") as index_file:
         index = csv.DictWriter(index_file, fieldnames=INDEX_FIELDS, lineterminator="\n")
         index.writeheader()
-        for view in stream_deployments(ledger.db, query, through=end, chunk=chunk):
+        for view in stream_deployments(ledger.db, query, EVERYTHING, through=end, chunk=chunk):
             index.writerow(_write_dossier(out, view, verification, ledger, produced_at))
     checkpoint = None
     if verification.ok:
@@ -313,7 +316,7 @@ def _write_dossier(
 def stream_json_array(ledger: Ledger, query: DeploymentQuery, verification: VerifyResult, handle: IO[str]) -> int:
     """The dossiers `query` selects as one JSON array, written one dossier at a time; returns how many."""
     count = 0
-    for view in stream_deployments(ledger.db, query):
+    for view in stream_deployments(ledger.db, query, EVERYTHING):
         text = _json_text(build_dossier(view, verification, ledger)).rstrip("\n")
         handle.write(("[\n  " if count == 0 else ",\n  ") + text.replace("\n", "\n  "))
         count += 1

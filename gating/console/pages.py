@@ -9,11 +9,12 @@ from typing import Any
 
 from flask import Blueprint, current_app, request
 
-from gating.console.api import current_ledger
+from gating.console.api import dossier_by_id
 from gating.console.auth import require_token_or_basic
-from gating.console.dossiers import load_dossier, summary
+from gating.console.dossiers import summary
 from gating.console.queries import BadParameter, DeploymentQuery, emergency_listing, search_deployments
 from gating.console.rendering import render_dashboard, render_dossier, render_message
+from gating.console.scope import current_scope
 
 bp = Blueprint("console", __name__)
 
@@ -39,17 +40,17 @@ def dashboard() -> Any:
     status = 200
     try:
         query = DeploymentQuery.from_args(filters)
-        deployments = [summary(entry) for entry in search_deployments(services.db, query)]
+        deployments = [summary(entry) for entry in search_deployments(services.db, query, current_scope())]
     except BadParameter as exc:
         error, status, deployments = str(exc), 400, []
-    emergencies = emergency_listing(services.db, services.clock())
+    emergencies = emergency_listing(services.db, services.clock(), current_scope())
     return _html(render_dashboard(deployments, emergencies, filters, error), status)
 
 
 @bp.get("/deployments/<entry_id>")
 @require_token_or_basic
 def deployment_page(entry_id: str) -> Any:
-    dossier = load_dossier(current_ledger(), int(entry_id)) if entry_id.isdigit() and len(entry_id) < 19 else None
+    dossier = dossier_by_id(entry_id)
     if dossier is None:
         message = f"There is no deployment decision with ledger entry id {entry_id}."
         return _html(render_message("Dossier not found", message), 404)

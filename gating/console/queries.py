@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, select
 
+from gating.console.scope import Scope
 from gating.db import Database
 from gating.ledger import LedgerEntryView
 from gating.models import Emergency, LedgerEntry
@@ -106,9 +107,9 @@ def parse_when(value: str | None, name: str, *, end_of_day: bool = False) -> dat
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def deployment_conditions(query: DeploymentQuery) -> list[ColumnElement[bool]]:
-    """The WHERE clauses of a search: `sha` matches as a prefix; `ticket` as a whole key."""
-    conditions = [LedgerEntry.kind == KIND]
+def deployment_conditions(query: DeploymentQuery, scope: Scope) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of a search within `scope`: `sha` matches as a prefix; `ticket` as a whole key."""
+    conditions = [LedgerEntry.kind == KIND, scope.clause(LedgerEntry.repository)]
     if query.repo is not None:
         conditions.append(LedgerEntry.repository == query.repo)
     if query.environment is not None:
@@ -127,9 +128,10 @@ def deployment_conditions(query: DeploymentQuery) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def search_deployments(db: Database, query: DeploymentQuery) -> list[LedgerEntryView]:
-    """Deployment decisions matching `query`, newest first. `sha` matches as a prefix; `ticket` as a whole key."""
-    statement = select(LedgerEntry).where(*deployment_conditions(query)).order_by(LedgerEntry.sequence.desc())
+def search_deployments(db: Database, query: DeploymentQuery, scope: Scope) -> list[LedgerEntryView]:
+    """Deployment decisions in `scope` matching `query`, newest first. `sha` matches as a prefix; `ticket` as a
+    whole key."""
+    statement = select(LedgerEntry).where(*deployment_conditions(query, scope)).order_by(LedgerEntry.sequence.desc())
     if query.limit is not None:
         statement = statement.limit(query.limit)
     with db.session() as session:
@@ -137,11 +139,11 @@ def search_deployments(db: Database, query: DeploymentQuery) -> list[LedgerEntry
 
 
 def stream_deployments(
-    db: Database, query: DeploymentQuery, *, through: int | None = None, chunk: int = 500
+    db: Database, query: DeploymentQuery, scope: Scope, *, through: int | None = None, chunk: int = 500
 ) -> Iterator[LedgerEntryView]:
     """Deployment decisions matching `query`, oldest first, read `chunk` at a time (never all at once); with
     `through`, only entries up to that sequence."""
-    conditions = deployment_conditions(query)
+    conditions = deployment_conditions(query, scope)
     if through is not None:
         conditions.append(LedgerEntry.sequence <= through)
     after = 0
@@ -160,9 +162,16 @@ def stream_deployments(
         after = views[-1].sequence
 
 
-def emergency_listing(db: Database, now: datetime, *, overdue: bool | None = None) -> list[dict[str, Any]]:
-    """Unresolved emergency changes, earliest deadline first; `overdue` True/False keeps only those past/before it."""
-    statement = select(Emergency).where(Emergency.resolved_at.is_(None)).order_by(Emergency.deadline, Emergency.id)
+def emergency_listing(
+    db: Database, now: datetime, scope: Scope, *, overdue: bool | None = None
+) -> list[dict[str, Any]]:
+    """Unresolved emergency changes in `scope`, earliest deadline first; `overdue` True/False keeps only those
+    past/before it."""
+    statement = (
+        select(Emergency)
+        .where(Emergency.resolved_at.is_(None), scope.clause(Emergency.repository))
+        .order_by(Emergency.deadline, Emergency.id)
+    )
     found = []
     with db.session() as session:
         for row in session.scalars(statement):
