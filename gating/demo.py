@@ -24,6 +24,7 @@ from simulators.jira import JiraSimulator
 
 REPO = "acme/payments"
 ALICE = Person(name="Alice Developer", email="alice@acme.example", login="alice")
+BOB = Person(name="Bob Reviewer", email="bob@acme.example", login="bob")
 CONFIG = """\
 # Countersign policy for acme/payments (seeded by the demo)
 jira:
@@ -77,8 +78,16 @@ def run_demo(*, port: int, github_port: int, jira_port: int, keep_serving: bool)
 
     database_url = f"sqlite:///{workdir / 'countersign.sqlite3'}"
     Database(database_url).upgrade()
+    signing_key = write_signing_key(workdir / "ledger-signing-key.pem")
     env = app_environment(
-        github, jira, private_pem, webhook_secret, jira_secret, database_url, COUNTERSIGN_PUBLIC_URL=app_url
+        github,
+        jira,
+        private_pem,
+        webhook_secret,
+        jira_secret,
+        database_url,
+        COUNTERSIGN_PUBLIC_URL=app_url,
+        COUNTERSIGN_SIGNING_KEY_PATH=str(signing_key),
     )
     server = launch_app(port, env)
     try:
@@ -99,7 +108,7 @@ def run_demo(*, port: int, github_port: int, jira_port: int, keep_serving: bool)
         say(
             "The evidence ledger",
             f"verification: {'OK' if verification['ok'] else 'BROKEN'}, {verification['count']} entries, "
-            f"head {verification['head_hash'][:16]}…",
+            f"head {verification['head_hash'][:16]}…, every entry signed with the demo's Ed25519 key",
         )
         if latest is not None:
             print(f"  dossier (JSON)  curl -H 'Authorization: Bearer {token}' {app_url}/api/v1/deployments/{latest}")
@@ -125,6 +134,19 @@ def run_demo(*, port: int, github_port: int, jira_port: int, keep_serving: bool)
         github.stop()
         jira.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def write_signing_key(path: Path) -> Path:
+    """A fresh Ed25519 key for the demo's ledger, so that its entries are signed as in production."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    path.write_bytes(pem)
+    path.chmod(0o600)
+    return path
 
 
 def app_environment(
@@ -170,9 +192,9 @@ def wait_healthy(url: str, server: subprocess.Popen[bytes]) -> None:
         if server.poll() is not None:
             raise RuntimeError(f"the app exited with status {server.returncode}: see its log above")
         try:
-            if requests.get(f"{url}/readyz", timeout=1).ok:
+            if requests.get(f"{url}/readyz", timeout=5).ok:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or busy starting on a slow machine
             pass
         time.sleep(0.2)
     raise RuntimeError(f"the app did not become ready at {url}")
@@ -195,8 +217,8 @@ def show_answer(answer: dict[str, Any]) -> None:
         print(f"     {line}")
 
 
-def _deployment_scenario(github: GitHubSimulator, jira: JiraSimulator) -> None:
-    # The release: what was merged since production last ran (a successful deployment GitHub knows of).
+def _last_release(github: GitHubSimulator) -> None:
+    """What production runs today: the release the next deployment is measured from (GitHub knows it succeeded)."""
     base = github.add_commit(
         REPO, "main", "Release 1.0", author=Person("Release Bot", "bot@acme.example", "renovate[bot]")
     )
@@ -205,8 +227,11 @@ def _deployment_scenario(github: GitHubSimulator, jira: JiraSimulator) -> None:
     )
     github.set_deployment_status(REPO, earlier, "success")
     github.add_environment(REPO, "production")
+
+
+def _deployment_scenario(github: GitHubSimulator, jira: JiraSimulator) -> None:
+    # The release: PR #1 (PAY-101), merged by Bob, and Alice's PAY-103 pushed to main.
     jira.add_ticket("PAY-103", "Refund receipts", status="In Review")
-    github.add_commit(REPO, "main", "PAY-101 partial refunds", author=ALICE)
     sha = github.add_commit(REPO, "main", "PAY-103 refund receipts", author=ALICE)
     github.add_check_run(REPO, sha, "build")
 
@@ -219,6 +244,14 @@ def _deployment_scenario(github: GitHubSimulator, jira: JiraSimulator) -> None:
     github.create_deployment(REPO, ref="main", sha=sha, environment="production", creator="carol")
     show_answer(wait_for_answer(github, 2))
 
+    say("6. An outage: Carol ships Alice's hotfix PAY-104, an Emergency Change nobody has approved yet")
+    jira.add_ticket("PAY-104", "Hotfix the payout outage", status="In Progress", issue_type="Emergency Change")
+    sha = github.add_commit(REPO, "main", "PAY-104 hotfix the payout outage", author=ALICE)
+    github.add_check_run(REPO, sha, "build")
+    github.create_deployment(REPO, ref="main", sha=sha, environment="production", creator="carol")
+    show_answer(wait_for_answer(github, 3))
+    print("     It now awaits approval after the fact, by someone other than Alice or Carol, within 72 h.")
+
 
 def _scenario(github: GitHubSimulator, jira: JiraSimulator) -> None:
     jira.add_user("acc-alice", "Alice Developer", email="alice@acme.example")
@@ -228,6 +261,7 @@ def _scenario(github: GitHubSimulator, jira: JiraSimulator) -> None:
     jira.add_ticket("PAY-102", "Faster payouts", status="In Review")
     github.add_repository(REPO)
     github.put_file(REPO, ".github/countersign.yml", CONFIG)
+    _last_release(github)
 
     say("1. Alice opens a PR for PAY-101, which nobody has approved yet")
     github.add_commit(REPO, "feature/pay-101-refunds", "Add partial refunds", author=ALICE)
@@ -238,6 +272,8 @@ def _scenario(github: GitHubSimulator, jira: JiraSimulator) -> None:
     say("2. Bob approves PAY-101 in Jira; Jira's webhook re-runs the check, no push needed")
     jira.transition("PAY-101", "Approved", by="acc-bob")
     show(wait_for_check(github, sha, conclusion="success"))
+    github.merge_pull_request(REPO, 1, by=BOB)
+    print("  Bob merges PR #1 into main.")
 
     say("3. Alice approves her own ticket PAY-102 and opens its PR")
     jira.transition("PAY-102", "Approved", by="acc-alice")

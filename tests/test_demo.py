@@ -42,4 +42,9 @@ def test_demo_scenario_runs_end_to_end() -> None:
     assert "PAY-102: Alice Developer approved it but is also the PR author" in out
     assert "❌ deployment to production: rejected\n     - PAY-103 is In Review" in out
     assert "✅ deployment to production: approved" in out
-    assert "verification: OK, 2 entries" in out
+    assert "Bob merges PR #1 into main." in out
+    assert (
+        "PAY-104 is an emergency change: it may ship now, but needs approval by someone other than the authors" in out
+    )
+    # Entry 1 turns signing on; the three deployment decisions follow, each signed.
+    assert "verification: OK, 4 entries" in out and "every entry signed" in out
