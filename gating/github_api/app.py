@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from cachetools import TLRUCache
 from github import Auth, Github, GithubIntegration
@@ -39,7 +39,7 @@ def _retry() -> Retry:
     honour retry-after within a deadline and then publish an error verdict. `raise_on_status=False`
     hands the last answer back, so its status reaches the caller instead of a bare retry error.
     """
-    return Retry(
+    return CountedRetry(
         total=3,
         backoff_factor=0.2,
         allowed_methods=frozenset({"GET", "HEAD"}),
@@ -47,6 +47,22 @@ def _retry() -> Retry:
         respect_retry_after_header=False,
         raise_on_status=False,
     )
+
+
+class CountedRetry(Retry):
+    """urllib3's retries, each retried attempt counted: the adapter (limits.py) sees only the last answer."""
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> Self:
+        github_limits.count_retried_attempt(method, url, response, error)
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
 class GitHubApp:

@@ -297,6 +297,20 @@ class LimitedAdapter(HTTPAdapter):
         return response
 
 
+def count_retried_attempt(method: str | None, url: str | None, response: Any, error: Exception | None) -> None:
+    """An attempt urllib3 retries within one adapter send: counted like the ones the adapter sees."""
+    verb = (method or "GET").upper()
+    route = route_kind(str(url or "").split("?", 1)[0])
+    status = getattr(response, "status", None)
+    if isinstance(status, int):
+        metrics.GITHUB_REQUESTS.labels(verb, route, f"{status // 100}xx").inc()
+        if status >= 500:
+            metrics.GITHUB_ERRORS.labels("server_error").inc()
+        return
+    metrics.GITHUB_REQUESTS.labels(verb, route, "none").inc()
+    metrics.GITHUB_ERRORS.labels("timeout" if "timeout" in type(error).__name__.lower() else "unreachable").inc()
+
+
 def install(requester: Any, limits: GitHubLimits, key: str) -> None:
     """Make the connections `requester` (PyGithub's Requester) opens send through a `LimitedAdapter`.
 
