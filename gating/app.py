@@ -23,6 +23,7 @@ from gating.intake.periodic import PeriodicJob, Scheduler
 from gating.intake.recovery import recover_missed_deliveries
 from gating.intake.routing import EventRouter
 from gating.ledger import Ledger, load_signing_key
+from gating.ledger.checkpoint_files import write_periodic_checkpoint
 from gating.logs import configure_from_settings
 from gating.services import Services, utcnow
 from gating.settings import Settings, instance_path
@@ -77,7 +78,17 @@ def periodic_jobs(services: Services) -> list[PeriodicJob]:
             "recover_deliveries", timedelta(minutes=5), partial(recover_missed_deliveries, services), at_start=True
         ),
         PeriodicJob("recheck_emergencies", timedelta(hours=1), partial(recheck_emergencies, services)),
+        *checkpoint_jobs(services),
     ]
+
+
+def checkpoint_jobs(services: Services) -> list[PeriodicJob]:
+    """With COUNTERSIGN_CHECKPOINT_DIR, a signed checkpoint written there every COUNTERSIGN_CHECKPOINT_MINUTES."""
+    folder = services.settings.checkpoint_dir
+    if not folder:
+        return []
+    period = timedelta(minutes=services.settings.checkpoint_minutes)
+    return [PeriodicJob("write_checkpoint", period, partial(write_periodic_checkpoint, services.ledger, folder))]
 
 
 def embedded_worker(services: Services) -> DatabaseWorker:

@@ -38,9 +38,7 @@ def test_a_merge_check_moves_the_verdict_github_and_jira_counters(live_app: Live
     patches = grew(before, after, "countersign_github_requests_total", method="PATCH", route="check_runs", status="2xx")
     assert (posts, patches) == (1, 1)
     assert grew(before, after, "countersign_github_requests_total", method="GET", route="pulls", status="2xx") >= 1
-    jira = sum(
-        grew(before, after, "countersign_jira_requests_total", kind=kind) for kind in ("search", "serverInfo")
-    )
+    jira = sum(grew(before, after, "countersign_jira_requests_total", kind=kind) for kind in ("search", "serverInfo"))
     assert jira >= 1
 
 
