@@ -10,7 +10,7 @@ requests per event, the most GitHub requests in flight at once per installation,
 per minute, and installation tokens minted per installation (per hour of replay, tokens lasting an hour).
 
     .venv/bin/python bench/throughput.py --postgres postgresql+psycopg://postgres@127.0.0.1/countersign_bench \
-        [--repos 100] [--events-per-repo 3] [--seconds 90] [--latency 0.05] [--skip-sqlite]
+        [--repos 100] [--events-per-repo 3] [--seconds 60] [--latency 0.05] [--skip-sqlite]
 
 The PostgreSQL database given is emptied first (DROP SCHEMA public CASCADE).
 """
@@ -350,7 +350,7 @@ def main() -> None:
     parser.add_argument("--postgres", default=os.environ.get("BENCH_DATABASE_URL"), help="emptied first")
     parser.add_argument("--repos", type=int, default=100)
     parser.add_argument("--events-per-repo", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=90.0, help="the span the events are spread over")
+    parser.add_argument("--seconds", type=float, default=60.0, help="the span the events are spread over")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every simulated request")
     parser.add_argument("--drain", type=float, default=240.0, help="how long to wait for the last checks")
     parser.add_argument("--skip-sqlite", action="store_true")

@@ -8,6 +8,7 @@ write attempt (refused ones too) and the most requests each installation had in 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -248,3 +249,42 @@ def test_a_merge_check_waits_out_a_short_rate_limit_in_place(live_app: LiveApp, 
     assert value(after, "countersign_rate_limit_waits_total", **deferrals) == value(
         before, "countersign_rate_limit_waits_total", **deferrals
     )
+
+
+# ---------------------------------------------------------------- the settings
+
+
+def test_the_limits_are_read_from_the_environment_and_checked(tmp_path: Path) -> None:
+    from test_logging import MINIMAL_ENV
+
+    from gating.settings import Settings, SettingsError
+
+    env = {**MINIMAL_ENV, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    defaults = Settings.from_env(env)
+    assert (defaults.github_max_in_flight, defaults.github_writes_per_minute) == (10, 80)
+    tuned = Settings.from_env(
+        {**env, "COUNTERSIGN_GITHUB_MAX_IN_FLIGHT": "4", "COUNTERSIGN_GITHUB_WRITES_PER_MINUTE": "30"}
+    )
+    assert (tuned.github_max_in_flight, tuned.github_writes_per_minute) == (4, 30)
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env(
+            {**env, "COUNTERSIGN_GITHUB_MAX_IN_FLIGHT": "101", "COUNTERSIGN_GITHUB_WRITES_PER_MINUTE": "0"}
+        )
+    assert raised.value.problems == (
+        "COUNTERSIGN_GITHUB_MAX_IN_FLIGHT=101 is more than 100",
+        "COUNTERSIGN_GITHUB_WRITES_PER_MINUTE='0' is not a whole number of at least 1",
+    )
+
+
+def test_a_rate_limit_the_transport_let_through_is_deferred_not_slept() -> None:
+    from gating.github_api.errors import GitHubError, retrying
+    from gating.github_api.limits import GitHubRateLimited
+
+    slept: list[float] = []
+
+    def refused() -> None:
+        raise GitHubError(403, "403: You have exceeded a secondary rate limit", rate_limited=True)
+
+    with pytest.raises(GitHubRateLimited) as raised:
+        retrying(refused, seconds=600, what="check run creation", sleep=slept.append)
+    assert (raised.value.seconds, slept) == (60.0, [])

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 WINDOW_SECONDS = 60.0
+# Waits up to this are slept where they arise; longer ones defer the job (the default of `GitHubLimits`).
+LONGEST_WAIT_IN_PLACE = 5.0
 # GitHub asks clients that hit a secondary rate limit without a retry-after header to wait at least a minute.
 SECONDARY_LIMIT_WAIT = 60.0
 # PyGithub's own test for GitHub's rate-limit messages (primary and secondary).
@@ -132,7 +134,7 @@ class GitHubLimits:
         *,
         max_in_flight: int = 10,
         writes_per_minute: int = 80,
-        wait_in_place: float = 5.0,
+        wait_in_place: float = LONGEST_WAIT_IN_PLACE,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         wall_clock: Callable[[], float] = time.time,
