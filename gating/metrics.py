@@ -96,7 +96,7 @@ _RECEIVED: ContextVar[datetime | None] = ContextVar("countersign_received_at", d
 
 
 @contextmanager
-def handling(received_at: datetime) -> Iterator[None]:
+def handling(received_at: datetime | None) -> Iterator[None]:
     """Verdicts published inside are timed from `received_at` (the webhook's receipt)."""
     token = _RECEIVED.set(received_at)
     try:

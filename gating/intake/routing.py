@@ -35,6 +35,6 @@ class EventRouter:
 
     def dispatch(self, delivery: Any, services: Any) -> None:
         # Verdicts the handlers publish are timed from the webhook's receipt (countersign_gate_verdict_seconds).
-        with metrics.handling(delivery.received_at):
+        with metrics.handling(getattr(delivery, "received_at", None)):
             for handler in self.handlers(delivery.event, delivery.action):
                 handler(delivery, services)
