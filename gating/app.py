@@ -9,11 +9,13 @@ from typing import Any
 from flask import Flask, jsonify
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from gating import metrics
 from gating.console import api, pages
 from gating.db import Database
 from gating.gates import deploy, merge, tickets
 from gating.gates.emergencies import recheck_emergencies
 from gating.github_api import GitHubApp
+from gating.github_api.limits import GitHubLimits
 from gating.intake import health, webhooks
 from gating.intake.deliveries import DeliveryStore
 from gating.intake.jobs import DatabaseWorker, InlineProcessor, run_delivery
@@ -21,16 +23,18 @@ from gating.intake.periodic import PeriodicJob, Scheduler
 from gating.intake.recovery import recover_missed_deliveries
 from gating.intake.routing import EventRouter
 from gating.ledger import Ledger, load_signing_key
+from gating.ledger.checkpoint_files import write_periodic_checkpoint
 from gating.logs import configure_from_settings
 from gating.services import Services, utcnow
 from gating.settings import Settings, instance_path
-from jira_client.gateway import JiraGateway
+from jira_client.gateway import JiraGateway, observe_requests
 
 # One router per feature, composed here: every event Countersign acts on is registered below.
 ROUTER = EventRouter(merge.router, deploy.router, tickets.router)
 
 
 def build_services(settings: Settings, **overrides: Any) -> Services:
+    observe_requests(metrics.jira_request)  # Jira's requests and errors counted where they are made
     db = overrides.pop("db", None) or Database(settings.database_url)
     clock = overrides.pop("clock", utcnow)
     services = Services(
@@ -43,6 +47,9 @@ def build_services(settings: Settings, **overrides: Any) -> Services:
             settings.github_api_url,
             timeout=settings.github_timeout,
             retry_seconds=settings.github_retry_seconds,
+            limits=GitHubLimits(
+                max_in_flight=settings.github_max_in_flight, writes_per_minute=settings.github_writes_per_minute
+            ),
         ),
         jira=overrides.pop("jira", None)
         or JiraGateway(
@@ -71,7 +78,17 @@ def periodic_jobs(services: Services) -> list[PeriodicJob]:
             "recover_deliveries", timedelta(minutes=5), partial(recover_missed_deliveries, services), at_start=True
         ),
         PeriodicJob("recheck_emergencies", timedelta(hours=1), partial(recheck_emergencies, services)),
+        *checkpoint_jobs(services),
     ]
+
+
+def checkpoint_jobs(services: Services) -> list[PeriodicJob]:
+    """With COUNTERSIGN_CHECKPOINT_DIR, a signed checkpoint written there every COUNTERSIGN_CHECKPOINT_MINUTES."""
+    folder = services.settings.checkpoint_dir
+    if not folder:
+        return []
+    period = timedelta(minutes=services.settings.checkpoint_minutes)
+    return [PeriodicJob("write_checkpoint", period, partial(write_periodic_checkpoint, services.ledger, folder))]
 
 
 def embedded_worker(services: Services) -> DatabaseWorker:

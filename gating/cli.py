@@ -172,6 +172,12 @@ def check_settings(online: bool) -> None:
             problems.append(line)
         click.echo(f"{'ok' if ok else 'problem'}: {line}")
 
+    folder = env.get("COUNTERSIGN_CHECKPOINT_DIR", "").strip()
+    if folder:
+        from gating.ledger.checkpoint_files import directory_problem
+
+        unwritable = directory_problem(folder)
+        report((unwritable is None, unwritable or f"checkpoints are written into {folder}"))
     try:
         database_url = read_database_url(env)
     except SettingsError:
@@ -384,8 +390,18 @@ def _signatures_line(result: VerifyResult) -> str:
     "to --output, else as JSON on stdout."
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="File to write; default stdout.")
-def checkpoint(output: Path | None) -> None:
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write a new, timestamped checkpoint file into (never overwriting one).",
+)
+def checkpoint(output: Path | None, out_dir: Path | None) -> None:
     from gating.ledger import make_checkpoint
+
+    if out_dir is not None:
+        _checkpoint_into(out_dir)
+        return
 
     database = _migrated_database()
     try:
@@ -407,6 +423,22 @@ def checkpoint(output: Path | None) -> None:
     else:
         output.write_text(text)
         click.echo(f"checkpoint written to {output}: {described}")
+
+
+def _checkpoint_into(folder: Path) -> None:
+    from gating.ledger.checkpoint_files import LedgerBroken, directory_problem, write_checkpoint_file
+
+    problem = directory_problem(folder)
+    if problem:
+        raise click.ClickException(problem.removeprefix("COUNTERSIGN_CHECKPOINT_DIR="))
+    database = _migrated_database()
+    try:
+        path = write_checkpoint_file(_ledger(database), folder)
+    except LedgerBroken as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        database.dispose()
+    click.echo(f"checkpoint written to {path}")
 
 
 @main.group(help="The ledger's signing key.")

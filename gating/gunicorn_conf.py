@@ -112,3 +112,12 @@ def on_starting(server: Any) -> None:
         if server.pidfile is not None:
             server.pidfile.unlink()
         sys.exit(1)
+
+
+def child_exit(_server: Any, worker: Any) -> None:
+    """A worker process ended: in prometheus-client's multiprocess mode, its live gauges stop counting (its
+    counters stay in the sums, as Prometheus expects of a counter)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

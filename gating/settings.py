@@ -58,6 +58,10 @@ class Settings:
     embedded_worker: bool = True  # web processes run the jobs too; false when `countersign worker` runs them
     job_lease_seconds: float = 60.0  # a job held this long without a heartbeat was left by a dead worker
     log_level: str = "INFO"  # of the JSON log lines on stderr
+    github_max_in_flight: int = 10  # requests to GitHub at once per installation, per process
+    github_writes_per_minute: int = 80  # content-creating requests per installation in any minute, per process
+    checkpoint_dir: str | None = None  # where a signed ledger checkpoint is written periodically
+    checkpoint_minutes: float = 60.0  # how often
 
     def secret_values(self) -> tuple[str, ...]:
         """The values that must never be logged: every field kept out of the repr is a secret."""
@@ -115,6 +119,9 @@ class Settings:
         embedded_worker = read(lambda: _flag(env, "COUNTERSIGN_EMBEDDED_WORKER", True), True)
         job_lease_seconds = read(lambda: _number(env, "COUNTERSIGN_JOB_LEASE_SECONDS", 60.0), 0.0)
         log_level = read(lambda: read_log_level(env), "INFO")
+        github_max_in_flight = read(lambda: _whole(env, "COUNTERSIGN_GITHUB_MAX_IN_FLIGHT", 10, maximum=100), 10)
+        github_writes_per_minute = read(lambda: _whole(env, "COUNTERSIGN_GITHUB_WRITES_PER_MINUTE", 80), 80)
+        checkpoint_minutes = read(lambda: _number(env, "COUNTERSIGN_CHECKPOINT_MINUTES", 60.0), 60.0)
         if problems:
             raise SettingsError(problems)
         return cls(
@@ -139,6 +146,10 @@ class Settings:
             embedded_worker=embedded_worker,
             job_lease_seconds=job_lease_seconds,
             log_level=log_level,
+            github_max_in_flight=github_max_in_flight,
+            github_writes_per_minute=github_writes_per_minute,
+            checkpoint_dir=env.get("COUNTERSIGN_CHECKPOINT_DIR", "").strip() or None,
+            checkpoint_minutes=checkpoint_minutes,
         )
 
 
@@ -374,6 +385,18 @@ def read_database_url(env: Mapping[str, str], instance_folder: str | Path | None
             "install countersign-gate[postgres] and use postgresql+psycopg://)"
         ) from exc
     return value
+
+
+def _whole(env: Mapping[str, str], name: str, default: int, *, maximum: int | None = None) -> int:
+    """A whole number of at least 1 (and at most `maximum`)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"{name}={raw!r} is not a whole number of at least 1")
+    if maximum is not None and int(raw) > maximum:
+        raise SettingsError(f"{name}={raw} is more than {maximum}")
+    return int(raw)
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:

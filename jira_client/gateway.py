@@ -43,6 +43,26 @@ _JSM_BASE = "{server}/rest/servicedeskapi/{path}"
 _KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]*-[1-9][0-9]*$")
 
 
+# Called once per request attempt with its kind (the `what` of `_call`) and its failure's kind, None when it
+# was answered: how an application counts Jira's requests and errors without this package knowing its metrics.
+RequestObserver = Callable[[str, str | None], None]
+_observers: list[RequestObserver] = []
+
+
+def observe_requests(observer: RequestObserver) -> None:
+    """Have `observer` called after every request attempt of every gateway (once per observer)."""
+    if observer not in _observers:
+        _observers.append(observer)
+
+
+def _observed(what: str, error: str | None) -> None:
+    for observer in list(_observers):
+        try:
+            observer(what, error)
+        except Exception:  # counting must never break a read
+            log.exception("jira.observer_failed")
+
+
 class _Transient(Exception):
     """A failure worth retrying: 429, 5xx, connection error, timeout."""
 
@@ -376,7 +396,7 @@ class JiraGateway:
         try:
             for attempt in retrying:
                 with attempt:
-                    return self._attempt(operation)
+                    return self._observed_attempt(what, operation)
         except _Transient as exc:
             log.warning("jira.unavailable url=%s what=%s reason=%s", self._url, what, exc.reason)
             raise JiraUnavailable(
@@ -386,6 +406,21 @@ class JiraGateway:
                 status=exc.status,
             ) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _observed_attempt(self, what: str, operation: Callable[[JIRA], T]) -> T:
+        try:
+            result = self._attempt(operation)
+        except _Transient as exc:
+            _observed(what, exc.kind)
+            raise
+        except JiraUnavailable as exc:
+            _observed(what, exc.kind)
+            raise
+        except Exception:
+            _observed(what, "rejected")
+            raise
+        _observed(what, None)
+        return result
 
     def _attempt(self, operation: Callable[[JIRA], T]) -> T:
         try:

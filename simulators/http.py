@@ -26,6 +26,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: Any  # parsed JSON, raw text, or None when empty
     status: int
+    at: float = 0.0  # time.time() when it was answered (for figures per minute)
 
 
 @dataclass
@@ -301,6 +302,7 @@ class RecordingMiddleware:
             headers={k: v for k, v in request.headers.items()},
             body=body,
             status=status,
+            at=time.time(),
         )
         with self._lock:
             self.requests.append(entry)

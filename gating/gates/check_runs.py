@@ -13,8 +13,10 @@ Three rules keep a required check from being stuck or wrong, however many proces
   — a row lock held across the PATCH on PostgreSQL, so two processes cannot interleave. A verdict
   older than the one shown is not published; the run published on is the one the row names then.
 
-GitHub's transient failures (no answer, 5xx, 429, rate limits) are retried within
-`github_retry_seconds`, honouring retry-after; then the caller publishes an error verdict.
+GitHub's transient failures (no answer, 5xx, 429, short rate limits) are retried within
+`github_retry_seconds`, honouring retry-after; then the caller publishes an error verdict. A long rate
+limit raises `GitHubRateLimited` (a `RetryLater`): a claim being created is released on the way out, and
+the job, run again later, adopts the run it had created (see `start`'s key).
 """
 
 from __future__ import annotations
@@ -101,12 +103,15 @@ class CheckRunPublisher:
 
     # ----- starting: claim, create or adopt, mark in progress
 
-    def start(self, new_run: bool) -> StartedRun:
+    def start(self, new_run: bool, key: str = "") -> StartedRun:
         """The check run this evaluation publishes on: created (in progress) once per head and name, else adopted.
 
-        `new_run`: someone pressed Re-run, and GitHub expects a new check run.
+        `new_run`: someone pressed Re-run, and GitHub expects a new check run. `key` (the delivery) makes the
+        claim token, which marks the run it creates (`external_id`), the same each time that delivery's job
+        runs: a job deferred after creating its run (a rate limit) finds that run when it runs again and
+        adopts it rather than creating another.
         """
-        token = uuid.uuid4().hex
+        token = uuid.uuid5(uuid.NAMESPACE_URL, f"{key}|{self.head_sha}|{self.name}").hex if key else uuid.uuid4().hex
         adopted = self._claim_or_adopt(token, new_run)
         # An adopted run is not put back in progress: a PATCH that timed out or lost its answer can
         # still be applied after the completion, and would leave the check in progress for good. It
@@ -149,7 +154,9 @@ class CheckRunPublisher:
                         raise refused
                     continue
                 claim, expires = row.claim_token, row.claim_expires_at
-                creating = claim is not None and expires is not None and expires >= now
+                # A claim with our own token is this delivery's earlier run of the job, which is over (it was
+                # deferred, or died): taken back at once rather than waited out.
+                creating = claim is not None and claim != token and expires is not None and expires >= now
                 if row.check_run_id is not None and (not new_run or (waited_for is not None and claim != waited_for)):
                     # A run exists. A Re-run adopts one only when it was created while it waited:
                     # that run is as new as the Re-run asked for.

@@ -16,6 +16,8 @@ from urllib.parse import urlparse
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from gating import metrics
+from gating.deferral import RetryLater
 from gating.gates.commit_pulls import CommitPullCache
 from gating.gates.emergencies import stored_people
 from gating.gates.failures import delivery_label, describe_failure, internal_error_comment
@@ -113,8 +115,10 @@ def decide(services: Services, asked: ProtectionRequest, *, delivery_id: str = "
     known: dict[str, DeploymentRequest] = {"request": asked.request}
     try:
         _decide(services, asked, known)
-    except AnswerNotSent:
-        raise  # decided and recorded: a redelivery sends the recorded answer, never a different one
+    except (AnswerNotSent, RetryLater):
+        # AnswerNotSent: decided and recorded, a redelivery sends the recorded answer, never a different one.
+        # RetryLater (a long rate limit): the job runs again later and decides, or sends the recorded answer.
+        raise
     except Exception as exc:
         _reject_after_failure(services, asked, known["request"], delivery_id, exc)
         raise
@@ -228,6 +232,7 @@ def _record_and_answer(
         log.info("deploy.decided_elsewhere", extra={"repository": request.repository, "run_id": request.run_id})
         return
     # The decision and its evidence are committed: a crash from here on leaves it to be re-sent.
+    metrics.verdict_published("deploy", verdict.outcome.label, services.clock())
     _send_answer(services, asked, state, comment)
     _mark_sent(services, decision_id)
     log.info("deploy.decided", extra={"repository": request.repository, "state": state, "entry": entry.id})
@@ -360,6 +365,8 @@ def _send_answer(services: Services, asked: ProtectionRequest, state: str, comme
 
     try:
         retrying(attempt, seconds=services.settings.deploy_retry_seconds, what="deployment answer")
+    except RetryLater:
+        raise  # the recorded decision is sent when the job runs again
     except Exception as exc:
         raise AnswerNotSent(f"the answer to {asked.repository} was not sent: {describe_failure(exc)}") from exc
 

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from gating import metrics
+from gating.deferral import RetryLater
 from gating.gates.check_runs import CheckRunPublisher, StartedRun
 from gating.gates.commit_pulls import CommitPullCache
 from gating.gates.gather import (
@@ -203,16 +205,20 @@ def _evaluate_and_publish(
         except PolicyError as exc:
             # The file that would name the check cannot be read: the default name carries the error.
             verdict = error_verdict("configuration", f"Fix {exc.source}", str(exc), services.clock())
-            run = publisher.start(new_run)
-            publisher.complete(run, verdict)
+            run = publisher.start(new_run, key=delivery_id)
+            if publisher.complete(run, verdict):
+                metrics.verdict_published("merge", verdict.outcome.label, services.clock())
             return None
         publisher.name = policy.check_name
-        run = publisher.start(new_run)
+        # Keyed by the delivery: a job deferred (a rate limit) and run again adopts the run it created.
+        run = publisher.start(new_run, key=delivery_id)
         verdict = _evaluate(services, repo, change, policy, fresh=fresh)
-        publisher.complete(run, verdict)
+        if publisher.complete(run, verdict):
+            metrics.verdict_published("merge", verdict.outcome.label, services.clock())
         return verdict
     except Exception as exc:
         if _worth_an_error_verdict(exc):
+            metrics.verdict_published("merge", "error", services.clock())
             log.warning(
                 "gate.error_verdict",
                 extra={"repository": repo.full_name, "sha": change.head_sha, "delivery": delivery_id},
@@ -278,6 +284,9 @@ def _retrying(services: Services, operation: Callable[[], T], what: str) -> T:
 
 
 def _worth_an_error_verdict(exc: Exception) -> bool:
+    # Deferred (a rate limit): not a failure; the job runs again later and publishes the real verdict.
+    if isinstance(exc, RetryLater):
+        return False
     # A rejected token is retried with a fresh one by `with_installation`; an error verdict now
     # could not be published with the rejected token anyway.
     # Nor can anything be published where the app is no longer installed.

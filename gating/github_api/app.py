@@ -8,14 +8,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from cachetools import TLRUCache
 from github import Auth, Github, GithubIntegration
 from github.Repository import Repository
 from urllib3.util.retry import Retry
 
+from gating import metrics
+from gating.github_api import limits as github_limits
 from gating.github_api.errors import GitHubError, GitHubNotFound, InstallationGone, retrying, translated
+from gating.github_api.limits import GitHubLimits
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +39,7 @@ def _retry() -> Retry:
     honour retry-after within a deadline and then publish an error verdict. `raise_on_status=False`
     hands the last answer back, so its status reaches the caller instead of a bare retry error.
     """
-    return Retry(
+    return CountedRetry(
         total=3,
         backoff_factor=0.2,
         allowed_methods=frozenset({"GET", "HEAD"}),
@@ -46,13 +49,38 @@ def _retry() -> Retry:
     )
 
 
+class CountedRetry(Retry):
+    """urllib3's retries, each retried attempt counted: the adapter (limits.py) sees only the last answer."""
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> Self:
+        github_limits.count_retried_attempt(method, url, response, error)
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
 class GitHubApp:
     """Signs app JWTs, exchanges them for installation tokens and hands out clients."""
 
     def __init__(
-        self, app_id: str, private_key: str, api_url: str, *, timeout: float = 15.0, retry_seconds: float = 30.0
+        self,
+        app_id: str,
+        private_key: str,
+        api_url: str,
+        *,
+        timeout: float = 15.0,
+        retry_seconds: float = 30.0,
+        limits: GitHubLimits | None = None,
     ) -> None:
         self.app_id = str(app_id)
+        # Requests in flight and writes a minute per installation, in this process; long waits deferred.
+        self.limits = limits or GitHubLimits()
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
         # How long getting an installation token may wait out GitHub's 5xx, 429 and rate limits.
@@ -74,9 +102,7 @@ class GitHubApp:
             cached = self._tokens.get(installation_id)
         if cached:
             return cached[0]
-        integration = GithubIntegration(
-            auth=self._app_auth, base_url=self.api_url, timeout=int(self.timeout), retry=_retry()
-        )
+        integration = self._integration()
         try:
             # A second token is harmless, so the POST that mints one may be repeated.
             grant = retrying(
@@ -96,14 +122,13 @@ class GitHubApp:
         remaining = (expires_at - datetime.now(UTC)).total_seconds() - TOKEN_MARGIN_SECONDS
         with self._lock:
             self._tokens[installation_id] = (grant.token, time.monotonic() + max(remaining, 0))
+        metrics.GITHUB_TOKENS.inc()
         log.info("github.token_issued", extra={"installation_id": installation_id})
         return grant.token
 
     def hook_deliveries(self, since: datetime) -> list[dict[str, Any]]:
         """The app's webhook delivery attempts since `since`, newest first (app JWT; GitHub keeps three days)."""
-        integration = GithubIntegration(
-            auth=self._app_auth, base_url=self.api_url, timeout=int(self.timeout), retry=_retry()
-        )
+        integration = self._integration()
         found: list[dict[str, Any]] = []
         url: str | None = f"{self.api_url}/app/hook/deliveries"
         parameters: dict[str, Any] | None = {"per_page": 100}
@@ -122,9 +147,7 @@ class GitHubApp:
 
     def redeliver(self, delivery_id: int) -> None:
         """Ask GitHub to send a delivery again (it keeps its GUID)."""
-        integration = GithubIntegration(
-            auth=self._app_auth, base_url=self.api_url, timeout=int(self.timeout), retry=_retry()
-        )
+        integration = self._integration()
         try:
             translated(integration.requester.requestJsonAndCheck)(
                 "POST", f"{self.api_url}/app/hook/deliveries/{delivery_id}/attempts"
@@ -136,8 +159,16 @@ class GitHubApp:
         with self._lock:
             self._tokens.pop(installation_id, None)
 
+    def _integration(self) -> GithubIntegration:
+        """A client authenticated as the app (JWT): its requests have limits of their own, kept apart."""
+        integration = GithubIntegration(
+            auth=self._app_auth, base_url=self.api_url, timeout=int(self.timeout), retry=_retry()
+        )
+        github_limits.install(integration.requester, self.limits, "app")
+        return integration
+
     def client(self, installation_id: int) -> Github:
-        return Github(
+        client = Github(
             auth=Auth.Token(self.installation_token(installation_id)),
             base_url=self.api_url,
             timeout=int(self.timeout),
@@ -150,6 +181,8 @@ class GitHubApp:
             seconds_between_requests=None,
             seconds_between_writes=0.5,
         )
+        github_limits.install(client.requester, self.limits, f"installation:{installation_id}")
+        return client
 
     def with_installation(self, installation_id: int, work: Callable[[Installation], T]) -> T:
         """Run `work` with an installation client; on 401 get a fresh token and run it once more."""

@@ -11,6 +11,8 @@ from typing import Any, ParamSpec, TypeVar
 import requests
 from github import GithubException, UnknownObjectException
 
+from gating.github_api.limits import LONGEST_WAIT_IN_PLACE, GitHubRateLimited
+
 log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
@@ -92,7 +94,10 @@ def retrying(
     """Run `operation`; on a transient GitHubError wait (GitHub's retry-after, else a backoff) and run it again.
 
     Gives up — raising the last error — when the next wait would end past `seconds` from now: a gate
-    must publish an answer in bounded time, not wait on GitHub for ever.
+    must publish an answer in bounded time, not wait on GitHub for ever. A rate limit asking for more
+    than `limits.LONGEST_WAIT_IN_PLACE` is not slept here: the transport (limits.py) has usually raised
+    GitHubRateLimited already, and if not, it is raised here, so the job is deferred rather than a
+    worker thread held.
     """
     deadline = time.monotonic() + seconds
     delay, attempt = 0.5, 0
@@ -106,6 +111,11 @@ def retrying(
             wait = exc.retry_after
             if wait is None:
                 wait = max(delay, SECONDARY_LIMIT_WAIT) if exc.rate_limited else delay
+            limited = exc.rate_limited or exc.retry_after is not None
+            if limited and wait > LONGEST_WAIT_IN_PLACE:
+                raise GitHubRateLimited(
+                    wait, f"GitHub's rate limit ({what}): retrying in {wait:.0f} s", limit="secondary"
+                ) from exc
             if time.monotonic() + wait > deadline:
                 log.warning(
                     "github.gave_up", extra={"what": what, "attempts": attempt, "status": exc.status, "wait": wait}

@@ -6,6 +6,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from gating import metrics
+
 Handler = Callable[..., None]
 
 
@@ -32,5 +34,7 @@ class EventRouter:
         return handlers
 
     def dispatch(self, delivery: Any, services: Any) -> None:
-        for handler in self.handlers(delivery.event, delivery.action):
-            handler(delivery, services)
+        # Verdicts the handlers publish are timed from the webhook's receipt (countersign_gate_verdict_seconds).
+        with metrics.handling(getattr(delivery, "received_at", None)):
+            for handler in self.handlers(delivery.event, delivery.action):
+                handler(delivery, services)

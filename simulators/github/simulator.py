@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -58,7 +60,8 @@ class GitHubSimulator:
         self.flask_app.extensions[EXTENSION] = self
         register(self.flask_app)
         self.recorder = RecordingMiddleware(self.flask_app.wsgi_app, self.faults, error_body)
-        self.wsgi = _buffer_body(self.recorder)
+        self.concurrency = Concurrency(self.store)
+        self.wsgi = self.concurrency.wrap(_buffer_body(self.recorder))
 
     # ------------------------------------------------------------------ server
 
@@ -87,6 +90,7 @@ class GitHubSimulator:
         retry_after: int | None = 1,
         method: str | None = None,
         times: int = 1,
+        when: Callable[[Any], bool] | None = None,
     ) -> Fault:
         """Answer the next matching requests as GitHub does on a secondary rate limit (unapplied).
 
@@ -97,8 +101,38 @@ class GitHubSimulator:
         if retry_after is not None:
             headers["Retry-After"] = str(retry_after)
         return self.faults.answer(
-            fragment, status, body=secondary_rate_limit_body(), headers=headers, method=method, times=times
+            fragment, status, body=secondary_rate_limit_body(), headers=headers, method=method, times=times, when=when
         )
+
+    def primary_rate_limit_exhausted(
+        self, fragment: str = "", *, reset_in: int = 3, method: str | None = None, times: int = 1
+    ) -> Fault:
+        """Answer the next matching requests as GitHub does once the installation's hourly quota is spent.
+
+        403 with `x-ratelimit-remaining: 0` and `x-ratelimit-reset` (epoch seconds) `reset_in` seconds ahead,
+        and GitHub's "API rate limit exceeded" message; nothing is applied.
+        """
+        reset = int(time.time()) + reset_in
+        headers = {
+            "X-RateLimit-Limit": "5000",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Used": "5000",
+            "X-RateLimit-Reset": str(reset),
+            "X-RateLimit-Resource": "core",
+        }
+        body = {
+            "message": "API rate limit exceeded for installation ID 1.",
+            "documentation_url": "https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting",
+        }
+        return self.faults.answer(fragment, 403, body=body, headers=headers, method=method, times=times)
+
+    def write_attempts(self, fragment: str = "") -> list[str]:
+        """Every content-creating request received (refused ones too), as "METHOD path status"."""
+        return [
+            f"{r.method} {r.path} {r.status}"
+            for r in self.recorder.requests
+            if r.method in ("POST", "PATCH", "PUT", "DELETE") and fragment in r.path
+        ]
 
     # ------------------------------------------------------------------ state API
 
@@ -551,6 +585,45 @@ class GitHubSimulator:
         return webhooks.protection_rule_payload(
             self, full_name, deployment_id, null_deployment=null_deployment, callback_url=callback_url
         )
+
+
+class Concurrency:
+    """The most requests each installation had in flight at once (by its token; "app" for the app's JWT)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.in_flight: dict[int | str, int] = {}
+        self.most: dict[int | str, int] = {}
+        self._lock = threading.Lock()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.most.clear()
+
+    def _who(self, environ: dict[str, Any]) -> int | str:
+        scheme, _, credential = str(environ.get("HTTP_AUTHORIZATION") or "").partition(" ")
+        with self.store.lock:
+            token = self.store.tokens.get(credential)
+        if token is not None:
+            return token.installation_id
+        return "app" if scheme.lower() == "bearer" else "anonymous"
+
+    def wrap(self, app: Callable[..., Any]) -> Callable[..., Any]:
+        def counting(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            if str(environ.get("PATH_INFO", "")).startswith("/_sim/"):
+                return app(environ, start_response)
+            who = self._who(environ)
+            with self._lock:
+                self.in_flight[who] = self.in_flight.get(who, 0) + 1
+                self.most[who] = max(self.most.get(who, 0), self.in_flight[who])
+            try:
+                # The body is produced here, under the count: a request is in flight until it is answered.
+                return list(app(environ, start_response))
+            finally:
+                with self._lock:
+                    self.in_flight[who] -= 1
+
+        return counting
 
 
 def _buffer_body(app: Callable[..., Any]) -> Callable[..., Any]:
