@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 from authlib.integrations.base_client.errors import OAuthError
@@ -192,11 +192,24 @@ def login() -> Any:
         return _message("Unknown sign-in", f"Sign-in with {provider!r} is not configured here.", 404)
     session["next"] = target
     client = signin.oauth.create_client(provider)
+    redirect_uri = _callback_url(signin.settings)
     try:
-        return client.authorize_redirect(_callback_url(signin.settings))
+        flow = client.create_authorization_url(redirect_uri)
     except requests.RequestException as exc:  # OpenID Connect discovery failed
         log.warning("signin.provider_unavailable", extra={"provider": provider, "error": type(exc).__name__})
         return _message("Sign-in is unavailable", "The sign-in provider did not answer; try again shortly.", 502)
+    if provider == "github":
+        # GitHub's authorize page takes no response_type (its flow is the code flow, always): send only what it takes.
+        flow["url"] = _without(flow["url"], "response_type")
+    # The state, the PKCE verifier and the nonce wait in the signed cookie for the callback (Authlib's own keys).
+    client.save_authorize_data(redirect_uri=redirect_uri, **flow)
+    return redirect(flow["url"])
+
+
+def _without(url: str, parameter: str) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != parameter]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _callback_url(settings: Settings) -> str:
@@ -259,12 +272,12 @@ def _finish(signin: SignIn, provider: str) -> Viewer:
     try:
         # Checks the state against this browser's, sends the PKCE verifier; for OpenID Connect also validates the ID
         # token: signature against the provider's JWKS, issuer, audience, expiry and nonce.
-        token = client.authorize_access_token()
+        token = client.authorize_access_token(**_id_token_checks(signin, provider))
     except OAuthError as exc:
         raise SignInRefused(403, "Sign-in refused", "The sign-in provider refused this sign-in.", exc.error) from exc
     except JoseError as exc:
         raise SignInRefused(
-            403, "Sign-in refused", "The identity token did not verify.", f"id token: {exc.error}"
+            403, "Sign-in refused", "The identity token did not verify.", f"id token: {exc.error}: {exc.description}"
         ) from exc
     except requests.RequestException as exc:
         raise SignInRefused(
@@ -273,6 +286,21 @@ def _finish(signin: SignIn, provider: str) -> Viewer:
     if provider == "github":
         return _github_viewer(signin, client, token)
     return _oidc_viewer(signin, token)
+
+
+def _id_token_checks(signin: SignIn, provider: str) -> dict[str, Any]:
+    """The ID token's issuer and audience, stated: Authlib checks `aud` only when told to (an ID token issued to
+    another client, naming us as `azp`, would pass), and `iss` against the discovered issuer, which must be the one
+    configured (OpenID Connect Discovery 1.0, section 4.3)."""
+    if provider != "oidc":
+        return {}
+    issuer = signin.config.oidc_issuer or ""
+    return {
+        "claims_options": {
+            "iss": {"essential": True, "values": [issuer, issuer + "/"]},
+            "aud": {"essential": True, "values": [signin.config.oidc_client_id]},
+        }
+    }
 
 
 def _github_viewer(signin: SignIn, client: Any, token: dict[str, Any]) -> Viewer:
