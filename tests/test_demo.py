@@ -43,3 +43,4 @@ def test_demo_scenario_runs_end_to_end() -> None:
     assert "❌ deployment to production: rejected\n     - PAY-103 is In Review" in out
     assert "✅ deployment to production: approved" in out
     assert "verification: OK, 2 entries" in out
+    assert "/login?provider=github\n  ✅ signs in as bob, who sees acme/payments" in out
