@@ -21,12 +21,15 @@ import requests
 from conftest import LiveApp
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select, update
 from test_deploy_gate_e2e import answers, approved, deploy, setup_release
 
 from gating.app import create_app
 from gating.console.auth import authenticate, create_token, list_tokens
 from gating.console.signin import oauth_web_base
 from gating.db import Database
+from gating.intake.jobs import InlineProcessor
+from gating.models import ConsoleSession
 from gating.settings import AccessRule, Settings, SignInSettings
 from jira_client.gateway import JiraGateway
 from simulators.github import GitHubSimulator
@@ -536,3 +539,48 @@ def test_signing_in_twice_asks_github_for_the_repositories_once(world: World) ->
 )
 def test_the_oauth_web_flow_url_follows_the_configured_github(api_url: str, web: str) -> None:
     assert oauth_web_base(api_url) == web
+
+
+# -- the cookie --------------------------------------------------------------------------------------------------------
+
+
+def test_the_cookie_is_secure_httponly_and_lax_outside_the_demo(settings: Settings) -> None:
+    Database(settings.database_url).upgrade()
+    assert settings.signin is not None
+    app = create_app(
+        replace(settings, signin=replace(settings.signin, cookie_secure=True)), processor=InlineProcessor()
+    )
+    response = app.test_client().get("/login?provider=github")
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("countersign_session=")
+    assert "; Secure" in cookie and "; HttpOnly" in cookie and "; SameSite=Lax" in cookie
+    app.extensions["countersign"].db.dispose()
+
+
+def test_the_cookie_holds_a_session_id_and_no_provider_token(world: World) -> None:
+    world.live.github.sign_in_as("bob")
+    client = world.client()
+    sign_in(client, "github")
+    client.get("/")  # the page's sign-out form adds its CSRF token
+    value = session_cookie(client)
+    assert value
+    serializer = world.app.session_interface.get_signing_serializer(world.app)  # type: ignore[attr-defined]
+    content = serializer.loads(value)
+    assert set(content) == {"sid", "csrf_token", "_permanent"}
+    oauth = world.live.github.oauth
+    assert oauth is not None and oauth.user_tokens
+    assert not any(token in json.dumps(content) for token in oauth.user_tokens)
+    with world.live.services.db.session() as session:  # nor in the database: the row holds what it may see
+        (row,) = session.scalars(select(ConsoleSession)).all()
+        assert row.repositories == json.dumps([WEB]) and row.subject == "bob"
+        assert row.id_sha256 != content["sid"] and row.expires_at - row.created_at == timedelta(hours=8)
+
+
+def test_an_expired_session_is_no_session(world: World, oidc: OidcSimulator) -> None:
+    oidc.sign_in_as(SOX)
+    client = world.client()
+    sign_in(client, "oidc")
+    assert client.get("/").status_code == 200
+    with world.live.services.db.session() as session:
+        session.execute(update(ConsoleSession).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+    assert client.get("/").status_code == 302
