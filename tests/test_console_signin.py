@@ -29,6 +29,7 @@ from gating.console.auth import authenticate, create_token, list_tokens
 from gating.console.signin import oauth_web_base
 from gating.db import Database
 from gating.intake.jobs import InlineProcessor
+from gating.logs import Redactor
 from gating.models import ConsoleSession
 from gating.settings import AccessRule, Settings, SignInSettings
 from jira_client.gateway import JiraGateway
@@ -584,3 +585,9 @@ def test_an_expired_session_is_no_session(world: World, oidc: OidcSimulator) -> 
     with world.live.services.db.session() as session:
         session.execute(update(ConsoleSession).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
     assert client.get("/").status_code == 302
+
+
+def test_a_logged_callback_url_loses_its_code() -> None:
+    assert Redactor().text("GET /auth/callback?code=4f2a9c1e77&state=s1") == (
+        "GET /auth/callback?code=[redacted]&state=s1"
+    )

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import string
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -115,7 +116,7 @@ def access_token() -> Response:
             return _error("redirect_uri_mismatch", "The redirect_uri MUST match the registered callback URL.")
         if not _verifier_matches(code, params.get("code_verifier")):
             return _error("bad_verification_code", "The code_verifier does not match the code_challenge.")
-        token = "ghu_" + secrets.token_urlsafe(27)
+        token = "ghu_" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(36))
         oauth.user_tokens[token] = code["login"]
     return _token_answer({"access_token": token, "token_type": "bearer", "scope": ""})
 
