@@ -183,6 +183,15 @@ def probe_pages(world: World, get: Any) -> None:
     response = get(f"/deployments/{world.secret_id}", {})
     assert response.status_code == 404
     hidden(world, response.text)
+    for path, params in (
+        ("/login", {}),
+        ("/logout", {}),
+        ("/auth/callback", {}),
+        ("/auth/callback", {"state": "x", "code": str(world.secret_id)}),
+    ):
+        response = get(path, params)
+        assert response.status_code in (200, 400), (path, response.status_code)
+        hidden(world, response.text)
 
 
 def probe_api(world: World, get: Any) -> None:
@@ -289,6 +298,9 @@ def test_a_token_scoped_to_acme_sees_acme_only_on_every_route(world: World) -> N
     assert {d["repository"] for d in every["deployments"]} == {WEB, SECRET}
     full = client.get("/api/v1/ledger/verify", headers={"Authorization": f"Bearer {everything}"}).json
     assert full["ok"] and "head_hash" in full and "spans" in full
+    # The probes above looked where the evidence is: this token sees other/secret's open emergency.
+    open_ = client.get("/api/v1/emergencies", headers={"Authorization": f"Bearer {everything}"}).json
+    assert [e["repository"] for e in open_["emergencies"]] == [SECRET]
 
 
 def test_an_oidc_auditor_allowed_one_repository_sees_that_one(world: World, oidc: OidcSimulator) -> None:
@@ -343,6 +355,29 @@ def test_a_whole_sign_in_over_http_with_one_browser(world: World) -> None:
 
 
 # -- attacks -----------------------------------------------------------------------------------------------------------
+
+
+def test_an_oidc_sign_in_over_http_with_one_browser(world: World, oidc: OidcSimulator) -> None:
+    live = world.live
+    oidc.redirect_uri = f"{live.url}/auth/callback"
+    oidc.sign_in_as(CAROL)
+    browser = requests.Session()
+    landed = browser.get(f"{live.url}/login", params={"provider": "oidc"}, timeout=10)
+    assert landed.url == f"{live.url}/" and "Signed in as <strong>carol@example.com</strong>" in landed.text
+    hidden_but_searched(world, browser.get(f"{live.url}/", params={"repo": SECRET}, timeout=10).text, {"repo": SECRET})
+    assert browser.get(f"{live.url}/deployments/{world.secret_id}", timeout=10).status_code == 404
+    assert browser.get(f"{live.url}/deployments/{world.web_id}", timeout=10).status_code == 200
+
+
+def test_a_callback_url_github_does_not_know_is_refused(world: World) -> None:
+    # GitHub sends the browser to the registered callback with an error, never to an unregistered URL.
+    world.live.github.register_oauth_client(GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET, "http://localhost/elsewhere")
+    client = world.client()
+    response = requests.get(start(client, "github"), allow_redirects=False, timeout=10)
+    back = urlsplit(response.headers["Location"])
+    assert back.path == "/elsewhere" and parse_qs(back.query)["error"] == ["redirect_uri_mismatch"]
+    refused = client.get("/auth/callback?" + back.query)
+    assert refused.status_code == 403 and not signed_in(client)
 
 
 def test_a_forged_or_absent_state_is_refused(world: World) -> None:
