@@ -626,3 +626,17 @@ def test_a_logged_callback_url_loses_its_code() -> None:
     assert Redactor().text("GET /auth/callback?code=4f2a9c1e77&state=s1") == (
         "GET /auth/callback?code=[redacted]&state=s1"
     )
+
+
+def test_signing_in_again_ends_the_session_the_browser_held(world: World, oidc: OidcSimulator) -> None:
+    oidc.sign_in_as(SOX)
+    client = world.client()
+    sign_in(client, "oidc")
+    first = session_cookie(client)
+    sign_in(client, "oidc")
+    assert client.get("/").status_code == 200
+    with world.live.services.db.session() as session:
+        assert len(session.scalars(select(ConsoleSession)).all()) == 1
+    assert first
+    client.set_cookie("countersign_session", first, domain="localhost")
+    assert client.get("/").status_code == 302

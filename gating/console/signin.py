@@ -251,7 +251,11 @@ def callback() -> Any:
         now=services.clock(),
         lifetime=signin.lifetime,
     )
-    # A fresh cookie: whatever the browser carried before (a planted session, old flows) is dropped.
+    # A fresh cookie: whatever the browser carried before (a planted session, old flows) is dropped, and a session
+    # it held ends here rather than lingering until it expires.
+    previous = session.get(SESSION_KEY)
+    if isinstance(previous, str) and previous:
+        end_session(services.db, previous)
     session.clear()
     session[SESSION_KEY] = sid
     session.permanent = True
@@ -394,6 +398,7 @@ def logout() -> Any:
     sid = session.get(SESSION_KEY)
     if isinstance(sid, str) and sid:
         end_session(current_app.extensions["countersign"].db, sid)
+        log.info("signin.signed_out")
     session.clear()
     return _message("Signed out", "You are signed out.", 200)
 
