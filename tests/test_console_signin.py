@@ -640,3 +640,20 @@ def test_signing_in_again_ends_the_session_the_browser_held(world: World, oidc: 
     assert first
     client.set_cookie("countersign_session", first, domain="localhost")
     assert client.get("/").status_code == 302
+
+
+def test_every_page_of_the_users_repositories_is_read(world: World) -> None:
+    github = world.live.github
+    many = [f"acme/service-{n:03}" for n in range(130)]
+    for name in many:
+        github.add_repository(name, installation_id=1)
+    github.grant_read("bob", *many)
+    github.sign_in_as("bob")
+    client = world.client()
+    sign_in(client, "github")
+    assert "sees 131 repositories" in client.get("/").text
+    pages = [r.query.get("page") for r in github.recorder.requests if r.path == "/user/installations/1/repositories"]
+    assert pages == [None, ["2"]]
+    with world.live.services.db.session() as session:
+        (row,) = session.scalars(select(ConsoleSession)).all()
+        assert set(json.loads(row.repositories)) == {WEB, *many}
