@@ -492,8 +492,10 @@ def read_signin(env: Mapping[str, str]) -> SignInSettings | None:
     oidc_names = ("OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET")
     oidc_given = [name for name in oidc_names if value[name]]
     if oidc_given and len(oidc_given) < 3:
-        missing_names = ", ".join(name for name in oidc_names if not value[name])
-        problems.append(f"{', '.join(oidc_given)} set but {missing_names} not: OpenID Connect sign-in needs all three")
+        absent = [name for name in oidc_names if not value[name]]
+        given_text = " and ".join(oidc_given) + (" are" if len(oidc_given) > 1 else " is")
+        absent_text = " and ".join(absent) + (" are" if len(absent) > 1 else " is")
+        problems.append(f"{given_text} set but {absent_text} not: OpenID Connect sign-in needs all three")
     github, oidc = len(github_given) == 2, len(oidc_given) == 3
     if not github and not oidc:
         if value["COUNTERSIGN_OIDC_ACCESS"] and not problems:

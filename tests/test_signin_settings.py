@@ -73,7 +73,8 @@ def test_sign_in_without_a_secret_key_or_with_a_short_one_is_named() -> None:
         ),
         (
             {"OIDC_ISSUER": "https://x.example"},
-            "OIDC_ISSUER set but OIDC_CLIENT_ID, OIDC_CLIENT_SECRET not: OpenID Connect sign-in needs all three",
+            "OIDC_ISSUER is set but OIDC_CLIENT_ID and OIDC_CLIENT_SECRET are not: OpenID Connect sign-in needs all "
+            "three",
         ),
         (
             {**OIDC, "COUNTERSIGN_OIDC_ACCESS": "", "COUNTERSIGN_SECRET_KEY": KEY},
