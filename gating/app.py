@@ -11,6 +11,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from gating import metrics
 from gating.console import api, pages
+from gating.console.signin import init_signin
 from gating.db import Database
 from gating.gates import deploy, merge, tickets
 from gating.gates.emergencies import recheck_emergencies
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
+    init_signin(app, settings, csrf_exempt=(webhooks.bp, api.bp))
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_exc: Exception) -> Any:

@@ -501,12 +501,17 @@ def token() -> None:
 
 @token.command("create", help="Create a token; it is printed once, on the last line.")
 @click.option("--name", required=True, help="A unique name, e.g. who or what uses it.")
-def token_create(name: str) -> None:
+@click.option(
+    "--repos",
+    default=None,
+    help="Comma-separated repository patterns it may see, e.g. 'acme/*,other/web'; default: every repository.",
+)
+def token_create(name: str, repos: str | None) -> None:
     from gating.console.auth import TokenError, create_token
 
     database = _migrated_database()
     try:
-        value = create_token(database, name, datetime.now(UTC))
+        value = create_token(database, name, datetime.now(UTC), repos)
     except TokenError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
@@ -530,7 +535,7 @@ def token_revoke(name: str) -> None:
     click.echo(f"token {name!r} revoked")
 
 
-@token.command("list", help="Token names and dates (never the tokens).")
+@token.command("list", help="Token names, the repositories each sees, dates and last use (never the tokens).")
 def token_list() -> None:
     from gating.console.auth import list_tokens
 
@@ -543,7 +548,8 @@ def token_list() -> None:
         click.echo("no tokens (create one with `countersign token create --name NAME`)")
     for info in tokens:
         state = f"revoked {_date(info.revoked_at)}" if info.revoked_at else "active"
-        click.echo(f"{info.name}\tcreated {_date(info.created_at)}\t{state}")
+        used = f"last used {_date(info.last_used_at)}" if info.last_used_at else "never used"
+        click.echo(f"{info.name}\tcreated {_date(info.created_at)}\t{state}\t{info.scope.describe()}\t{used}")
 
 
 @main.command(

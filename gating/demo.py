@@ -88,6 +88,7 @@ def run_demo(*, port: int, github_port: int, jira_port: int, keep_serving: bool)
         database_url,
         COUNTERSIGN_PUBLIC_URL=app_url,
         COUNTERSIGN_SIGNING_KEY_PATH=str(signing_key),
+        **signin_environment(github, app_url),
     )
     server = launch_app(port, env)
     try:
@@ -113,6 +114,7 @@ def run_demo(*, port: int, github_port: int, jira_port: int, keep_serving: bool)
         if latest is not None:
             print(f"  dossier (JSON)  curl -H 'Authorization: Bearer {token}' {app_url}/api/v1/deployments/{latest}")
             print(f"  dossier (page)  {app_url}/deployments/{latest}  (user: any, password: the token)")
+        say("Sign in to the console as Bob (one click, then the dashboard)", sign_in_link(app_url))
         say(
             "Explore",
             f"Countersign health   {app_url}/healthz\n"
@@ -176,6 +178,31 @@ def app_environment(
     }
 
 
+def signin_environment(github: GitHubSimulator, app_url: str) -> dict[str, str]:
+    """Sign-in with the simulated GitHub: the app's OAuth client, approving as Bob, who can read the demo repository.
+
+    The cookie is not Secure here only because the demo serves plain HTTP on 127.0.0.1.
+    """
+    client_id, client_secret = "Iv23li" + secrets.token_hex(7), secrets.token_hex(20)
+    github.register_oauth_client(client_id, client_secret, f"{app_url}/auth/callback")
+    github.sign_in_as("bob", "Bob Reviewer")
+    github.grant_read("bob", REPO)
+    return {
+        "GITHUB_CLIENT_ID": client_id,
+        "GITHUB_CLIENT_SECRET": client_secret,
+        "COUNTERSIGN_SECRET_KEY": secrets.token_hex(32),
+        "COUNTERSIGN_COOKIE_SECURE": "false",
+    }
+
+
+def sign_in_link(app_url: str) -> str:
+    """The link that signs in as Bob, checked by following it as a browser would."""
+    link = f"{app_url}/login?provider=github"
+    landed = requests.Session().get(link, timeout=10)
+    ok = landed.ok and landed.url == f"{app_url}/" and "Signed in as <strong>bob</strong>" in landed.text
+    return f"{link}\n  {'✅ signs in as bob, who sees ' + REPO if ok else '❌ did not sign in: see the log above'}"
+
+
 def launch_app(
     port: int, env: dict[str, str], threads: int = 8, *, stderr: IO[str] | None = None
 ) -> subprocess.Popen[bytes]:
@@ -194,7 +221,8 @@ def wait_healthy(url: str, server: subprocess.Popen[bytes]) -> None:
         try:
             if requests.get(f"{url}/readyz", timeout=5).ok:
                 return
-        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or busy starting on a slow machine
+        except (requests.ConnectionError, requests.Timeout):
+            # Refused before gunicorn binds; unanswered while its worker is still booting (the socket is the master's).
             pass
         time.sleep(0.2)
     raise RuntimeError(f"the app did not become ready at {url}")

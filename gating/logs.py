@@ -65,7 +65,12 @@ _PATTERNS: tuple[tuple[re.Pattern[str], Any], ...] = (
     (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.?[A-Za-z0-9_-]*"), REDACTED),
     (re.compile(r"(\bbearer\s+)[A-Za-z0-9._~+/=-]{8,}", re.I), rf"\1{REDACTED}"),
     (
-        re.compile(r"([?&](?:access_token|token|api_key|apikey|key|password|secret|sig|signature)=)[^&#\s\"']+", re.I),
+        re.compile(
+            # An OAuth `code` too: single-use, but a callback URL logged before it is redeemed would give it away.
+            r"([?&](?:access_token|token|api_key|apikey|key|password|secret|sig|signature|code|code_verifier)=)"
+            r"[^&#\s\"']+",
+            re.I,
+        ),
         rf"\1{REDACTED}",
     ),
     (re.compile(r"(\bhttps?://[^/\s:@]+:)[^@\s/]+@"), rf"\1{REDACTED}@"),

@@ -1,5 +1,5 @@
 """Database tables: deliveries (and the job queue), PR and check-run records, ticket changes, the ledger, API tokens,
-legal holds and periodic runs."""
+legal holds, periodic runs and console sessions."""
 
 from __future__ import annotations
 
@@ -162,6 +162,27 @@ class ApiToken(Base):
     token_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    repositories: Mapped[str | None] = mapped_column(Text)  # comma-separated patterns; NULL: every repository
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # to the minute: written at most that often
+
+
+class ConsoleSession(Base):
+    """A person signed in to the console: the cookie holds a random id, this row what it may see.
+
+    Kept server-side so that no provider token, and no list of hundreds of repository names, rides in a cookie, and
+    so that signing out ends the session for good (a copied cookie is worthless once its row is gone).
+    """
+
+    __tablename__ = "console_sessions"
+    __table_args__ = (Index("ix_console_sessions_expires", "expires_at"),)
+
+    id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)  # of the cookie's id, never the id itself
+    provider: Mapped[str] = mapped_column(String(20), nullable=False)  # github | oidc
+    subject: Mapped[str] = mapped_column(String(200), nullable=False)  # the GitHub login, or the OIDC e-mail/sub
+    display_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    repositories: Mapped[str] = mapped_column(Text, nullable=False)  # JSON list of names or patterns
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
 
 
 class DeploymentDecision(Base):

@@ -62,11 +62,13 @@ class Settings:
     github_writes_per_minute: int = 80  # content-creating requests per installation in any minute, per process
     checkpoint_dir: str | None = None  # where a signed ledger checkpoint is written periodically
     checkpoint_minutes: float = 60.0  # how often
+    signin: SignInSettings | None = field(default=None, repr=False)  # console sign-in; None: API tokens only
 
     def secret_values(self) -> tuple[str, ...]:
         """The values that must never be logged: every field kept out of the repr is a secret."""
-        values = (getattr(self, f.name) for f in fields(self) if not f.repr)
-        return tuple(value for value in values if isinstance(value, str) and value)
+        values = [getattr(self, f.name) for f in fields(self) if not f.repr]
+        nested = [v for value in values if isinstance(value, SignInSettings) for v in value.secret_values()]
+        return tuple(value for value in [*values, *nested] if isinstance(value, str) and value)
 
     @classmethod
     def from_env(
@@ -122,6 +124,7 @@ class Settings:
         github_max_in_flight = read(lambda: _whole(env, "COUNTERSIGN_GITHUB_MAX_IN_FLIGHT", 10, maximum=100), 10)
         github_writes_per_minute = read(lambda: _whole(env, "COUNTERSIGN_GITHUB_WRITES_PER_MINUTE", 80), 80)
         checkpoint_minutes = read(lambda: _number(env, "COUNTERSIGN_CHECKPOINT_MINUTES", 60.0), 60.0)
+        signin = read(lambda: read_signin(env), None)
         if problems:
             raise SettingsError(problems)
         return cls(
@@ -150,6 +153,7 @@ class Settings:
             github_writes_per_minute=github_writes_per_minute,
             checkpoint_dir=env.get("COUNTERSIGN_CHECKPOINT_DIR", "").strip() or None,
             checkpoint_minutes=checkpoint_minutes,
+            signin=signin,
         )
 
 
@@ -410,3 +414,178 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     if value <= 0:
         raise SettingsError(f"{name} must be positive")
     return value
+
+
+# -- console sign-in ---------------------------------------------------------------------------------------------------
+
+# A repository pattern as the console's scopes take it: `*`, `owner/*`, `owner/name`, with `*` anywhere in a part.
+REPOSITORY_PATTERN = re.compile(r"\*|[A-Za-z0-9_.*-]+/[A-Za-z0-9_.*-]+")
+_EMAIL = re.compile(r"[^@\s=;,]+@[^@\s=;,]+\.[^@\s=;,]+")
+_DOMAIN = re.compile(r"@[^@\s=;,]+\.[^@\s=;,]+")
+_GROUP = re.compile(r"group:[^\s=;,][^=;,]*")
+MIN_SECRET_KEY = 32
+
+
+@dataclass(frozen=True)
+class AccessRule:
+    """One entry of COUNTERSIGN_OIDC_ACCESS: who (`carol@example.com`, `@example.com`, `group:auditors`) sees what."""
+
+    principal: str  # lowercased
+    patterns: tuple[str, ...]
+
+    def matches(self, email: str | None, groups: Iterable[str]) -> bool:
+        if self.principal.startswith("group:"):
+            return self.principal.removeprefix("group:") in {g.lower() for g in groups}
+        if not email:
+            return False
+        address = email.lower()
+        return address.endswith(self.principal) if self.principal.startswith("@") else address == self.principal
+
+
+@dataclass(frozen=True)
+class SignInSettings:
+    """Console sign-in: GitHub's OAuth web flow, an OpenID Connect provider, or both, and the session cookie."""
+
+    secret_key: str = field(repr=False)
+    github_client_id: str | None = None
+    github_client_secret: str | None = field(default=None, repr=False)
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = field(default=None, repr=False)
+    oidc_access: tuple[AccessRule, ...] = ()
+    session_hours: float = 8.0  # a session's bound; the repositories a GitHub sign-in found are kept that long at most
+    cookie_secure: bool = True  # only the demo, on http://127.0.0.1, turns it off
+
+    @property
+    def github(self) -> bool:
+        return bool(self.github_client_id and self.github_client_secret)
+
+    @property
+    def oidc(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id and self.oidc_client_secret)
+
+    def secret_values(self) -> tuple[str, ...]:
+        values = (getattr(self, f.name) for f in fields(self) if not f.repr)
+        return tuple(value for value in values if isinstance(value, str) and value)
+
+
+def read_oidc_access(raw: str) -> tuple[AccessRule, ...]:
+    """COUNTERSIGN_OIDC_ACCESS: `WHO=PATTERNS` entries separated by `;`, PATTERNS comma-separated.
+
+    `auditors@example.com=*; @acme.example=acme/web,acme/api; group:sox-auditors=acme/*`
+    """
+    rules: list[AccessRule] = []
+    seen: set[str] = set()
+    for number, entry in enumerate((e.strip() for e in raw.split(";")), start=1):
+        if not entry:
+            continue
+        who, sep, what = (part.strip() for part in entry.partition("="))
+        where = f"COUNTERSIGN_OIDC_ACCESS entry {number} ({entry!r})"
+        if not sep:
+            raise SettingsError(f"{where} has no '=': write WHO=REPOSITORIES, e.g. carol@example.com=acme/web")
+        principal = who.lower()
+        if not (_EMAIL.fullmatch(principal) or _DOMAIN.fullmatch(principal) or _GROUP.fullmatch(principal)):
+            raise SettingsError(
+                f"{where}: {who!r} is not an e-mail address (carol@example.com), a domain (@example.com) or a group "
+                "(group:NAME)"
+            )
+        if principal in seen:
+            raise SettingsError(f"{where}: {who!r} is listed twice; give it one entry with all its repositories")
+        seen.add(principal)
+        patterns = tuple(p.strip() for p in what.split(",") if p.strip())
+        if not patterns:
+            raise SettingsError(f"{where}: no repositories after '='; use * for every repository")
+        bad = [p for p in patterns if not REPOSITORY_PATTERN.fullmatch(p)]
+        if bad:
+            raise SettingsError(
+                f"{where}: {bad[0]!r} is not a repository pattern (owner/name, owner/*, or * for every repository)"
+            )
+        rules.append(AccessRule(principal, ("*",) if "*" in patterns else patterns))
+    return tuple(rules)
+
+
+def read_signin(env: Mapping[str, str]) -> SignInSettings | None:
+    """The sign-in settings, None when neither GitHub nor OpenID Connect sign-in is configured."""
+    value = {name: env.get(name, "").strip() for name in _SIGNIN_VARIABLES}
+    problems: list[str] = []
+    github_given = [name for name in ("GITHUB_CLIENT_ID", "GITHUB_CLIENT_SECRET") if value[name]]
+    if len(github_given) == 1:
+        missing = "GITHUB_CLIENT_SECRET" if github_given == ["GITHUB_CLIENT_ID"] else "GITHUB_CLIENT_ID"
+        problems.append(f"{github_given[0]} is set but {missing} is not: sign-in with GitHub needs both")
+    oidc_names = ("OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET")
+    oidc_given = [name for name in oidc_names if value[name]]
+    if oidc_given and len(oidc_given) < 3:
+        absent = [name for name in oidc_names if not value[name]]
+        given_text = " and ".join(oidc_given) + (" are" if len(oidc_given) > 1 else " is")
+        absent_text = " and ".join(absent) + (" are" if len(absent) > 1 else " is")
+        problems.append(f"{given_text} set but {absent_text} not: OpenID Connect sign-in needs all three")
+    github, oidc = len(github_given) == 2, len(oidc_given) == 3
+    if not github and not oidc:
+        if value["COUNTERSIGN_OIDC_ACCESS"] and not problems:
+            problems.append("COUNTERSIGN_OIDC_ACCESS is set but OpenID Connect sign-in is not (set OIDC_ISSUER, ...)")
+        if problems:
+            raise SettingsError(problems)
+        return None
+    issuer = None
+    if oidc:
+        try:
+            issuer = _url(env, "OIDC_ISSUER", None)
+        except SettingsError as exc:
+            problems.extend(exc.problems)
+    access: tuple[AccessRule, ...] = ()
+    if oidc:
+        if not value["COUNTERSIGN_OIDC_ACCESS"]:
+            problems.append(
+                "OIDC_ISSUER is set but COUNTERSIGN_OIDC_ACCESS is not: nobody could sign in with it (e.g. "
+                "COUNTERSIGN_OIDC_ACCESS='group:auditors=*; carol@example.com=acme/web')"
+            )
+        else:
+            try:
+                access = read_oidc_access(value["COUNTERSIGN_OIDC_ACCESS"])
+            except SettingsError as exc:
+                problems.extend(exc.problems)
+    secret_key = value["COUNTERSIGN_SECRET_KEY"]
+    if not secret_key:
+        problems.append(
+            "COUNTERSIGN_SECRET_KEY is required when console sign-in is on (it signs the session cookie): "
+            "e.g. openssl rand -hex 32"
+        )
+    elif len(secret_key) < MIN_SECRET_KEY:
+        problems.append(
+            f"COUNTERSIGN_SECRET_KEY is too short ({len(secret_key)} characters); use at least {MIN_SECRET_KEY} "
+            "random ones, e.g. openssl rand -hex 32"
+        )
+    hours = 8.0
+    try:
+        hours = _number(env, "COUNTERSIGN_SESSION_HOURS", 8.0)
+    except SettingsError as exc:
+        problems.extend(exc.problems)
+    secure = True
+    try:
+        secure = _flag(env, "COUNTERSIGN_COOKIE_SECURE", True)
+    except SettingsError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise SettingsError(problems)
+    return SignInSettings(
+        secret_key=secret_key,
+        github_client_id=value["GITHUB_CLIENT_ID"] if github else None,
+        github_client_secret=value["GITHUB_CLIENT_SECRET"] if github else None,
+        oidc_issuer=issuer,
+        oidc_client_id=value["OIDC_CLIENT_ID"] if oidc else None,
+        oidc_client_secret=value["OIDC_CLIENT_SECRET"] if oidc else None,
+        oidc_access=access,
+        session_hours=hours,
+        cookie_secure=secure,
+    )
+
+
+_SIGNIN_VARIABLES = (
+    "GITHUB_CLIENT_ID",
+    "GITHUB_CLIENT_SECRET",
+    "OIDC_ISSUER",
+    "OIDC_CLIENT_ID",
+    "OIDC_CLIENT_SECRET",
+    "COUNTERSIGN_OIDC_ACCESS",
+    "COUNTERSIGN_SECRET_KEY",
+)

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from jsonschema import Draft4Validator, Draft202012Validator
 from referencing import Registry, Resource
@@ -178,8 +179,49 @@ def match_operation(spec: dict[str, Any], method: str, path: str) -> tuple[str |
     return None, None, f"{method} {path}: no path in GitHub's description matches"
 
 
+# GitHub's OAuth web flow is not part of the REST description: these are its parameters as GitHub's documentation
+# gives them ("Authorizing GitHub Apps": generating a user access token), the PKCE ones included.
+WEB_FLOW: dict[tuple[str, str], tuple[frozenset[str], frozenset[str]]] = {
+    ("GET", "/login/oauth/authorize"): (
+        frozenset({"client_id"}),
+        frozenset({"client_id", "redirect_uri", "login", "scope", "state", "allow_signup", "prompt",
+                   "code_challenge", "code_challenge_method"}),
+    ),
+    ("POST", "/login/oauth/access_token"): (
+        frozenset({"client_id", "client_secret"}),
+        frozenset({"client_id", "client_secret", "code", "redirect_uri", "code_verifier", "repository_id",
+                   "grant_type", "refresh_token"}),
+    ),
+}  # fmt: skip
+
+
+def validate_web_flow(req: RecordedRequest) -> list[str]:
+    """Problems with a request of GitHub's OAuth web flow (`/login/oauth/...`), against WEB_FLOW."""
+    where = f"{req.method} {req.path}"
+    described = WEB_FLOW.get((req.method, req.path.rstrip("/")))
+    if described is None:
+        return [f"{where}: not a step of GitHub's OAuth web flow"]
+    required, allowed = described
+    params = {name: values[-1] for name, values in req.query.items()}
+    if isinstance(req.body, str) and req.body:
+        params.update({name: values[-1] for name, values in parse_qs(req.body).items()})
+    elif isinstance(req.body, dict):
+        params.update({str(k): str(v) for k, v in req.body.items()})
+    problems = [f"{where}: parameter {name!r} is not described" for name in sorted(set(params) - allowed)]
+    problems += [f"{where}: required parameter {name!r} is missing" for name in sorted(required - set(params))]
+    if "code_challenge" in params and params.get("code_challenge_method") != "S256":
+        problems.append(f"{where}: GitHub takes code_challenge_method=S256 only")
+    if params.get("grant_type", "authorization_code") not in ("authorization_code", "refresh_token"):
+        problems.append(f"{where}: grant_type {params['grant_type']!r} is not authorization_code or refresh_token")
+    if req.method == "POST" and params.get("grant_type") != "refresh_token" and "code" not in params:
+        problems.append(f"{where}: required parameter 'code' is missing")
+    return problems
+
+
 def validate_request(spec: dict[str, Any], req: RecordedRequest) -> list[str]:
     """Human-readable problems with one recorded request; empty when GitHub's description allows it."""
+    if req.path.startswith("/login/oauth/"):
+        return validate_web_flow(req)
     template, operation, problem = match_operation(spec, req.method, req.path)
     if operation is None or template is None:
         return [problem]

@@ -87,7 +87,7 @@ def test_token_list_shows_names_and_dates_never_tokens(db: Database, database_ur
     listing = cli(database_url, "token", "list")
     assert listing.exit_code == 0
     lines = listing.output.splitlines()
-    assert lines[0].startswith("auditor\tcreated ") and lines[0].endswith("\tactive")
+    assert lines[0].startswith("auditor\tcreated ") and lines[0].endswith("\tactive\tevery repository\tnever used")
     assert lines[1].startswith("ci\tcreated ") and "\trevoked " in lines[1]
     assert first not in listing.output and second not in listing.output
 

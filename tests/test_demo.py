@@ -48,3 +48,4 @@ def test_demo_scenario_runs_end_to_end() -> None:
     )
     # Entry 1 turns signing on; the three deployment decisions follow, each signed.
     assert "verification: OK, 4 entries" in out and "every entry signed" in out
+    assert "/login?provider=github\n  ✅ signs in as bob, who sees acme/payments" in out

@@ -64,7 +64,8 @@ def wait_for_health(url: str, server: subprocess.Popen[str]) -> None:
         try:
             if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # Refused before gunicorn binds; unanswered while its worker is still booting (the socket is the master's).
             pass
         time.sleep(0.1)
     raise AssertionError(f"{url}/healthz never answered")

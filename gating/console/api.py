@@ -24,7 +24,11 @@ def current_ledger() -> Ledger:
 @bp.get("/ledger/verify")
 @require_token
 def ledger_verify() -> Any:
+    """The whole chain's verification. A token limited to some repositories gets the verdict and the count only: where
+    the chain breaks, its head hash and its signers' spans are about every repository's entries, not just its own."""
     result = current_ledger().verify()
+    if not current_scope().everything:
+        return jsonify(ok=result.ok, count=result.count, signatures_checked=result.signatures_checked, limited=True)
     return jsonify(result.as_dict())
 
 

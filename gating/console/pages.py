@@ -1,6 +1,7 @@
 """HTML pages for people: the dashboard (GET /) and one deployment's printable dossier (GET /deployments/<id>).
 
-Authenticated like the API, with an API token, which a browser sends as the password of HTTP Basic.
+For a person signed in (gating/console/signin.py), or with an API token, which a browser sends as the password of
+HTTP Basic; either sees only the repositories it is allowed.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 from flask import Blueprint, current_app, request
 
 from gating.console.api import dossier_by_id
-from gating.console.auth import require_token_or_basic
+from gating.console.auth import require_viewer
 from gating.console.dossiers import summary
 from gating.console.queries import BadParameter, DeploymentQuery, emergency_listing, search_deployments
 from gating.console.rendering import render_dashboard, render_dossier, render_message
@@ -32,7 +33,7 @@ def _html(body: str, status: int = 200) -> Any:
 
 
 @bp.get("/")
-@require_token_or_basic
+@require_viewer
 def dashboard() -> Any:
     filters = {name: request.args[name].strip() for name in FILTERS if (request.args.get(name) or "").strip()}
     services = current_app.extensions["countersign"]
@@ -48,7 +49,7 @@ def dashboard() -> Any:
 
 
 @bp.get("/deployments/<entry_id>")
-@require_token_or_basic
+@require_viewer
 def deployment_page(entry_id: str) -> Any:
     dossier = dossier_by_id(entry_id)
     if dossier is None:

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from flask import g, has_request_context
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from gating.console.queries import DECISIONS
@@ -36,8 +37,25 @@ def templates() -> Environment:
             lstrip_blocks=True,
         )
         env.filters["short"] = lambda sha: (sha or "")[:7]
+        env.globals.update(viewer=viewer, csrf_token=csrf_token)
         _environment = env
     return _environment
+
+
+def viewer() -> Any:
+    """Who the page is for (base.html shows them and a sign-out button): set when the request authenticated; None
+    outside a request, as for an evidence bundle's pages."""
+    return g.get("viewer") if has_request_context() else None
+
+
+def csrf_token() -> str:
+    """The session's CSRF token for a page's forms; empty unless a person with a session cookie is viewing."""
+    who = viewer()
+    if who is None or not getattr(who, "signed_in", False):
+        return ""
+    from flask_wtf.csrf import generate_csrf  # only sign-in's pages get here; exports render without Flask-WTF set up
+
+    return str(generate_csrf())
 
 
 def render_dossier(dossier: Mapping[str, Any]) -> str:

@@ -25,6 +25,7 @@ from simulators.github.state import (
     REVIEW_STATES,
     STATUS_STATES,
     WEB_FLOW,
+    OAuthClient,
     Person,
     Store,
     _PullRequest,
@@ -56,6 +57,7 @@ class GitHubSimulator:
         # Every attempt to deliver, as GitHub lists them for the app (GET /app/hook/deliveries), newest last.
         self.hook_deliveries: list[dict[str, Any]] = []
         self.redeliveries_requested: list[int] = []
+        self.oauth: OAuthClient | None = None  # the app's OAuth client, once `register_oauth_client` is called
         self.flask_app = Flask("github-simulator")
         self.flask_app.extensions[EXTENSION] = self
         register(self.flask_app)
@@ -133,6 +135,26 @@ class GitHubSimulator:
             for r in self.recorder.requests
             if r.method in ("POST", "PATCH", "PUT", "DELETE") and fragment in r.path
         ]
+
+    # ------------------------------------------------------------------ state API: sign-in with GitHub
+
+    def register_oauth_client(self, client_id: str, client_secret: str, callback_url: str) -> None:
+        """The app's client id and secret, and the callback URL set on its settings page."""
+        self.oauth = OAuthClient(client_id, client_secret, callback_url)
+
+    def sign_in_as(self, login: str, name: str | None = None) -> None:
+        """Who approves on GitHub's authorize page from now on."""
+        assert self.oauth is not None, "register_oauth_client() first"
+        with self.store.lock:
+            self.oauth.signed_in_as = login
+            if name:
+                self.oauth.names[login] = name
+
+    def grant_read(self, login: str, *full_names: str) -> None:
+        """`login` can read these repositories (GitHub lists them for the user's token where the app is installed)."""
+        assert self.oauth is not None, "register_oauth_client() first"
+        with self.store.lock:
+            self.oauth.readers.setdefault(login, set()).update(name.lower() for name in full_names)
 
     # ------------------------------------------------------------------ state API
 

@@ -318,3 +318,18 @@ class Store:
         deployment["statuses"].append(status)
         deployment["updated"] = status["created"]
         return status
+
+
+@dataclass
+class OAuthClient:
+    """The app's OAuth client (its client id, secret and callback URL) and what the web flow has handed out."""
+
+    client_id: str
+    client_secret: str
+    callback_url: str
+    signed_in_as: str = "octocat"  # who the authorize page approves as
+    codes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    user_tokens: dict[str, str] = field(default_factory=dict)  # user token -> login
+    readers: dict[str, set[str]] = field(default_factory=dict)  # login -> repositories (lowercased) they can read
+    names: dict[str, str] = field(default_factory=dict)  # login -> display name
+    authorize_requests: list[dict[str, str]] = field(default_factory=list)

@@ -8,10 +8,21 @@ from flask import Flask
 from werkzeug.routing import BaseConverter, PathConverter
 
 from simulators.github.errors import ApiError
-from simulators.github.routes import actions, app, checks, commits, contents, deployments, pulls, sim_state, statuses
+from simulators.github.routes import (
+    actions,
+    app,
+    checks,
+    commits,
+    contents,
+    deployments,
+    oauth,
+    pulls,
+    sim_state,
+    statuses,
+)
 from simulators.github.routes.common import error_answer
 
-BLUEPRINTS = (app.bp, pulls.bp, commits.bp, checks.bp, statuses.bp, contents.bp, deployments.bp, actions.bp)
+BLUEPRINTS = (app.bp, pulls.bp, commits.bp, checks.bp, statuses.bp, contents.bp, deployments.bp, actions.bp, oauth.bp)
 # The methods the catch-all takes: Flask adds HEAD and OPTIONS, and answers 405 to any other.
 METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE"]
 
