@@ -21,6 +21,7 @@ from gating.intake.periodic import PeriodicJob, Scheduler
 from gating.intake.recovery import recover_missed_deliveries
 from gating.intake.routing import EventRouter
 from gating.ledger import Ledger, load_signing_key
+from gating.ledger.verification import verify_in_full
 from gating.logs import configure_from_settings
 from gating.services import Services, utcnow
 from gating.settings import Settings, instance_path
@@ -71,6 +72,9 @@ def periodic_jobs(services: Services) -> list[PeriodicJob]:
             "recover_deliveries", timedelta(minutes=5), partial(recover_missed_deliveries, services), at_start=True
         ),
         PeriodicJob("recheck_emergencies", timedelta(hours=1), partial(recheck_emergencies, services)),
+        # Views verify only what was appended since the last verification; this recomputes every entry once a day,
+        # which is what finds an entry edited in place inside the range views no longer re-read.
+        PeriodicJob("verify_ledger", timedelta(days=1), partial(verify_in_full, services.ledger)),
     ]
 
 

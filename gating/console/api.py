@@ -11,6 +11,7 @@ from gating.console.dossiers import load_dossier, summary
 from gating.console.queries import BadParameter, DeploymentQuery, emergency_listing, search_deployments
 from gating.console.scope import current_scope
 from gating.ledger import Ledger
+from gating.ledger.verification import verify_in_full
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -24,8 +25,9 @@ def current_ledger() -> Ledger:
 @bp.get("/ledger/verify")
 @require_token
 def ledger_verify() -> Any:
-    result = current_ledger().verify()
-    return jsonify(result.as_dict())
+    # Every entry, recomputed: recorded as the last full verification that dossier pages show.
+    verification = verify_in_full(current_ledger())
+    return jsonify(verification.result.as_dict() | {"verified_at": verification.as_dict()["verified_at"]})
 
 
 def dossier_by_id(entry_id: str) -> dict[str, Any] | None:
