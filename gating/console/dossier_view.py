@@ -391,7 +391,8 @@ def dossier_view(
                 "approved_at": utc(t.get("approved_at")) or "not approved",
                 "timing": timing,
                 "timing_class": {"before": "ok", "missing": "bad", "after": "bad"}.get(timing_class, "warn"),
-                "source": APPROVAL_SOURCES.get(str(t.get("approval_source")), "not recorded"),
+                "source": APPROVAL_SOURCES.get(str(t.get("approval_source")))
+                or ("not recorded" if t.get("approvers") else "no approval recorded"),
                 "outcome": OUTCOMES.get(str(t.get("outcome")), str(t.get("outcome"))),
                 "outcome_class": str(t.get("outcome")),
                 "reasons": list(t.get("reasons") or []),
@@ -482,7 +483,8 @@ def dossier_view(
     checked = int(verification.get("entries_checked") or 0)
     if how == "incremental":
         how_words = (
-            f"continued from the last verification: {plural(checked, 'entry')} appended since were checked, "
+            f"continued from the last verification: {plural(checked, 'entry')} appended since "
+            f"{noun(checked, 'was')} checked, "
             "and the last verified entry was checked to be unchanged"
         )
     elif how == "cached":
