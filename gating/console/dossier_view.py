@@ -621,6 +621,8 @@ def _integrity_answer(verification: Mapping[str, Any], full: Any, now: datetime)
     if not verification.get("entry_verified"):
         return "no: the ledger does not verify through this entry"
     text = "yes: this entry's hash matches its content and the chain verifies through it"
+    if not verification.get("ok"):
+        text += f", but is broken after it ({verification.get('reason')})"
     if isinstance(full, Mapping) and full.get("at"):
         text += f"; last verified in full {relative(full.get('at'), now)}"
     return text
