@@ -524,3 +524,17 @@ def test_the_page_reflows_at_390_pixels_and_prints_cleanly(live_app: LiveApp, re
     cells.feed(html)
     assert len(cells.tables) >= 7 and all("stack" in table.split() for table in cells.tables), cells.tables
     assert cells.unlabelled == []
+
+
+def test_the_daily_job_verifies_the_ledger_in_full(live_app: LiveApp, repo: str, token: str) -> None:
+    from gating.app import periodic_jobs
+
+    _sha, entry_id = release(live_app, repo)
+    first = api(live_app, token, entry_id)["verification"]["last_full_verification"]
+    live_app.services.ledger.append("legal_hold", {"reason": "an inquiry"}, index={})
+    (job,) = [job for job in periodic_jobs(live_app.services) if job.name == "verify_ledger"]
+    assert job.period == timedelta(days=1) and not job.at_start
+    job.run()
+    verification = api(live_app, token, entry_id)["verification"]
+    assert verification["how"] == "cached"  # the job's full verification reached the head: nothing left to check
+    assert verification["last_full_verification"]["through_sequence"] == 2 != first["through_sequence"]
