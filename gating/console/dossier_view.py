@@ -192,6 +192,9 @@ def _comparison(role: str, person: Mapping[str, Any], how: str, result: str, css
     return {"role": role, "github": person["label"], "how": how, "result": result, "class": css}
 
 
+# The evidence records each ticket's reasons as the gate wrote them, not the rule each came from; these are the
+# phrasings of gating.policy.separation_of_duties (a conflict, an identity it cannot tell apart, an approver with
+# no account). A reason that matches none still shows, under the ticket and in the decision's reasons.
 def _is_separation_reason(reason: str) -> bool:
     return "approved it but is also" in reason or "cannot tell whether" in reason or "names no account" in reason
 
