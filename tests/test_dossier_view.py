@@ -214,3 +214,14 @@ def test_the_proof_and_a_chain_broken_after_the_entry() -> None:
     document["verification"] = {}
     assert dossier_view(document, NOW)["proof"]["how"] == "not recorded"
     assert dossier_view(document, NOW)["questions"]["integrity"] == "no: the ledger does not verify through this entry"
+
+
+def test_a_signed_entry_shows_its_signature_and_the_key_that_made_it() -> None:
+    from gating.console.rendering import render_dossier
+
+    document = dossier()
+    document["entry"] |= {"signature": "d" * 128, "signed_by": "e" * 64, "signature_valid": True}
+    html = render_dossier(document, now=NOW)
+    assert f'<code>{"d" * 128}</code> <span class="ok">valid</span>' in html
+    assert f'Signed by key</th><td data-label="Signed by key"><code>{"e" * 64}</code>' in html
+    assert "Produced at 2026-12-03 12:00:00 UTC" in html
