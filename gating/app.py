@@ -25,6 +25,7 @@ from gating.intake.recovery import recover_missed_deliveries
 from gating.intake.routing import EventRouter
 from gating.ledger import Ledger, load_signing_key
 from gating.ledger.checkpoint_files import write_periodic_checkpoint
+from gating.ledger.verification import verify_in_full
 from gating.logs import configure_from_settings
 from gating.services import Services, utcnow
 from gating.settings import Settings, instance_path
@@ -80,6 +81,9 @@ def periodic_jobs(services: Services) -> list[PeriodicJob]:
         ),
         PeriodicJob("recheck_emergencies", timedelta(hours=1), partial(recheck_emergencies, services)),
         *checkpoint_jobs(services),
+        # Views verify only what was appended since the last verification; this recomputes every entry once a day,
+        # which is what finds an entry edited in place inside the range views no longer re-read.
+        PeriodicJob("verify_ledger", timedelta(days=1), partial(verify_in_full, services.ledger)),
     ]
 
 

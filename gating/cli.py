@@ -325,6 +325,7 @@ def verify(checkpoint_file: Path | None, public_key_file: Path | None, as_json: 
     from gating.ledger import LedgerKeyError, load_public_key, verify_against_checkpoint
     from gating.ledger.purges import describe_purges
     from gating.ledger.signing import describe_spans
+    from gating.ledger.verification import verify_in_full
 
     database = _migrated_database()
     try:
@@ -342,7 +343,8 @@ def verify(checkpoint_file: Path | None, public_key_file: Path | None, as_json: 
                 raise click.ClickException(f"{checkpoint_file} is not a JSON checkpoint object")
             result = verify_against_checkpoint(ledger, checkpoint, public_key)
         else:
-            result = ledger.verify(public_key)
+            # Recorded as the last full verification, which dossier pages show.
+            result = verify_in_full(ledger, public_key).result
     finally:
         database.dispose()
     if as_json:

@@ -1,12 +1,23 @@
 """Database tables: deliveries (and the job queue), PR and check-run records, ticket changes, the ledger, API tokens,
-legal holds, periodic runs and console sessions."""
+legal holds, periodic runs, console sessions and the cached ledger verification."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Dialect, Index, Integer, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -268,3 +279,23 @@ class LegalHold(Base):
     placed_entry: Mapped[int] = mapped_column(BigInteger, nullable=False)
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     released_entry: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class LedgerVerification(Base):
+    """The last verification of the ledger with one trusted key (`anchor`): a cache keyed by the chain head it reached.
+
+    A dossier view continues the walk from `sequence`/`head_hash` to the new head instead of recomputing the whole
+    chain; `full_verified_at` says when every entry was last recomputed (`countersign verify`, the daily job).
+    """
+
+    __tablename__ = "ledger_verifications"
+
+    anchor: Mapped[str] = mapped_column(String(64), primary_key=True)  # the trusted key in hex; "" for none
+    sequence: Mapped[int] = mapped_column(BigInteger, nullable=False)  # the last entry verified
+    head_hash: Mapped[str] = mapped_column(String(64), nullable=False)  # its hash, as verified
+    ok: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    result: Mapped[str] = mapped_column(Text, nullable=False)  # the verification, JSON, with what a walk resumes from
+    verified_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    full_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    full_verified_sequence: Mapped[int | None] = mapped_column(BigInteger)  # the head the full verification reached
+    full_ok: Mapped[bool | None] = mapped_column(Boolean)

@@ -284,7 +284,7 @@ def test_evidence_with_half_an_emoji_exports_as_json_and_html(db: Database, data
     args = ["export", "--id", str(view.id), "--format", "html", "--output", str(page)]
     printed = CliRunner().invoke(main, args, env=env, catch_exceptions=False)
     assert printed.exit_code == 0, printed.output
-    assert "<pre>fix \ufffd</pre>" in page.read_text(encoding="utf-8")
+    assert '<td data-label="Message">fix \ufffd</td>' in page.read_text(encoding="utf-8")
 
 
 # -- end to end: a deployment whose evidence v1 could not write ------------------------------------------------------

@@ -148,6 +148,7 @@ def test_evidence_records_the_request_the_commits_the_tickets_and_each_checks_ou
     ]
     assert evidence["decision"] == {"state": "approved", "outcome": "passed", "reasons": []}
     assert evidence["emergency_deadline"] is None
+    assert evidence["identities"] == {"alice": "acc-alice", "bob": "acc-bob"}
 
 
 def test_the_answers_read_the_recorded_check_outcome_so_a_passing_status_passes() -> None:

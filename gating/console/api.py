@@ -11,6 +11,7 @@ from gating.console.dossiers import load_dossier, summary
 from gating.console.queries import BadParameter, DeploymentQuery, emergency_listing, search_deployments
 from gating.console.scope import current_scope
 from gating.ledger import Ledger
+from gating.ledger.verification import verify_in_full
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -24,12 +25,15 @@ def current_ledger() -> Ledger:
 @bp.get("/ledger/verify")
 @require_token
 def ledger_verify() -> Any:
-    """The whole chain's verification. A token limited to some repositories gets the verdict and the count only: where
-    the chain breaks, its head hash and its signers' spans are about every repository's entries, not just its own."""
-    result = current_ledger().verify()
+    """The whole chain, recomputed, and recorded as the last full verification that dossier pages show.
+
+    A token limited to some repositories gets the verdict and the count only: where the chain breaks, its head hash
+    and its signers' spans are about every repository's entries, not just its own."""
+    verification = verify_in_full(current_ledger())
+    result = verification.result
     if not current_scope().everything:
         return jsonify(ok=result.ok, count=result.count, signatures_checked=result.signatures_checked, limited=True)
-    return jsonify(result.as_dict())
+    return jsonify(result.as_dict() | {"verified_at": verification.as_dict()["verified_at"]})
 
 
 def dossier_by_id(entry_id: str) -> dict[str, Any] | None:

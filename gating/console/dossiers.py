@@ -14,6 +14,7 @@ from gating.console.scope import Scope
 from gating.ledger import Ledger, LedgerEntryView, VerifyResult, entry_hash
 from gating.ledger.chain import signature_valid as check_signature
 from gating.ledger.store import public_key_from_hex
+from gating.ledger.verification import FULL, Verification, verify_cached
 from gating.policy.answers import answer_questions
 
 
@@ -49,32 +50,67 @@ def summary(entry: LedgerEntryView) -> dict[str, Any]:
 
 
 def load_dossier(
-    ledger: Ledger, entry_id: int, scope: Scope, verification: VerifyResult | None = None
+    ledger: Ledger, entry_id: int, scope: Scope, verification: VerifyResult | Verification | None = None
 ) -> dict[str, Any] | None:
     """The dossier of ledger entry `entry_id`, or None when there is no such deployment decision in `scope`
-    (outside it, the same None: a viewer learns nothing of what it may not see, not even that it exists)."""
+    (outside it, the same None: a viewer learns nothing of what it may not see, not even that it exists).
+
+    Without a `verification`, the cached one extended to the head (`verify_cached`): a view recomputes only the
+    entries appended since the last verification, and says when the chain was last verified in full."""
     entry = ledger.get(entry_id)
     if entry is None or entry.kind != KIND or not scope.allows(entry.repository):
         return None
-    return build_dossier(entry, verification if verification is not None else ledger.verify(), ledger)
+    dossier = build_dossier(entry, verification if verification is not None else verify_cached(ledger), ledger)
+    dossier["range_base"] = range_base(ledger, entry, dossier["evidence"])
+    return dossier
 
 
-def build_dossier(entry: LedgerEntryView, verification: VerifyResult, ledger: Ledger | None = None) -> dict[str, Any]:
+def range_base(ledger: Ledger, entry: LedgerEntryView, evidence: dict[str, Any]) -> dict[str, Any] | None:
+    """The ledger's own record of the approved deployment the release's range starts from, when it holds one."""
+    range_ = evidence.get("range") or {}
+    base_sha = range_.get("base_sha")
+    if range_.get("method") != "last_approved" or not base_sha:
+        return None
+    for earlier in ledger.search(
+        repo=entry.repository, environment=entry.environment, sha=base_sha, kind=KIND, limit=20
+    ):
+        if earlier.sequence < entry.sequence and earlier.decision in ("approved", "emergency"):
+            return {"id": earlier.id, "decided_at": _evidence(earlier).get("captured_at") or _recorded_at(earlier)}
+    return None
+
+
+def build_dossier(
+    entry: LedgerEntryView, verification: VerifyResult | Verification, ledger: Ledger | None = None
+) -> dict[str, Any]:
+    """The dossier of `entry` with the chain's `verification`: a bare result is one just computed in full."""
+    if isinstance(verification, VerifyResult):
+        # Recomputed in full by the caller just now (an export): when, the caller says (its "produced at").
+        result = verification
+        how: dict[str, Any] = {
+            "how": FULL,
+            "entries_checked": result.count,
+            "verified_at": None,
+            "last_full_verification": None,
+        }
+    else:
+        result, how = verification.result, verification.as_dict()
     evidence = _evidence(entry)
     hash_matches = entry_hash(entry.prev_hash, entry.payload) == entry.hash
     signature_valid: bool | None = None
     if entry.signature and ledger is not None and ledger.public_key is not None:
         # Checked with the key in force at this entry, which a rotation may have retired since.
-        signer = verification.signer_of(entry.sequence)
+        signer = result.signer_of(entry.sequence)
         key = public_key_from_hex(signer) if signer else ledger.public_key
         signature_valid = check_signature(key, entry.hash, entry.signature)
-    covered = verification.ok or (
-        verification.first_bad_sequence is not None and verification.first_bad_sequence > entry.sequence
+    covered = result.ok or (result.first_bad_sequence is not None and result.first_bad_sequence > entry.sequence)
+    verification_doc = (
+        result.as_dict()
+        | {
+            "entry_hash_matches": hash_matches,
+            "entry_verified": bool(covered and hash_matches),
+        }
+        | how
     )
-    verification_doc = verification.as_dict() | {
-        "entry_hash_matches": hash_matches,
-        "entry_verified": bool(covered and hash_matches),
-    }
     entry_doc = {
         "id": entry.id,
         "sequence": entry.sequence,
@@ -86,7 +122,7 @@ def build_dossier(entry: LedgerEntryView, verification: VerifyResult, ledger: Le
         "signature_valid": signature_valid,
         # What a third party checks with the key's holder's public key: Ed25519 over the 32 raw bytes of `hash`.
         "signature": entry.signature,
-        "signed_by": verification.signer_of(entry.sequence),
+        "signed_by": result.signer_of(entry.sequence),
     }
     return {
         "id": entry.id,

@@ -12,6 +12,7 @@ from flask import Blueprint, current_app, request
 
 from gating.console.api import dossier_by_id
 from gating.console.auth import require_viewer
+from gating.console.dossier_view import Links
 from gating.console.dossiers import summary
 from gating.console.queries import BadParameter, DeploymentQuery, emergency_listing, search_deployments
 from gating.console.rendering import render_dashboard, render_dossier, render_message
@@ -55,4 +56,6 @@ def deployment_page(entry_id: str) -> Any:
     if dossier is None:
         message = f"There is no deployment decision with ledger entry id {entry_id}."
         return _html(render_message("Dossier not found", message), 404)
-    return _html(render_dossier(dossier))
+    services = current_app.extensions["countersign"]
+    links = Links.from_api(services.settings.github_api_url, services.settings.jira_url)
+    return _html(render_dossier(dossier, now=services.clock(), links=links))

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from flask import g, has_request_context
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from gating.console.dossier_view import Links, dossier_view
 from gating.console.queries import DECISIONS
+from gating.console.wording import parse_time
 from gating.ledger.encoding import displayable
 from gating.policy.answers import QUESTIONS
 
@@ -58,15 +61,22 @@ def csrf_token() -> str:
     return str(generate_csrf())
 
 
-def render_dossier(dossier: Mapping[str, Any]) -> str:
+def render_dossier(dossier: Mapping[str, Any], *, now: datetime | None = None, links: Links | None = None) -> str:
+    """The dossier page as of `now` (relative times, the "produced at" line); links to GitHub and Jira built from
+    `links` only where the evidence records what they point to."""
+    moment = now or datetime.now(UTC)
+    view = dossier_view(dossier, moment, links, dossier.get("range_base"))
     # Evidence may hold half an emoji exactly as GitHub or Jira sent it; a UTF-8 page shows it as U+FFFD.
-    return displayable(templates().get_template("pages/dossier.html").render(d=dossier, questions=QUESTIONS))
+    page = templates().get_template("pages/dossier.html")
+    return displayable(page.render(d=dossier, v=view, questions=QUESTIONS, produced_at=view["produced_at"]))
 
 
 def render_export_dossier(dossier: Mapping[str, Any], produced_at: str) -> str:
     """The dossier as a file of an evidence bundle: styles inline, links only to the bundle's files or absolute."""
+    moment = parse_time(produced_at) or datetime.now(UTC)
+    view = dossier_view(dossier, moment, None, dossier.get("range_base"))
     page = templates().get_template("exports/dossier.html")
-    return displayable(page.render(d=dossier, questions=QUESTIONS, produced_at=produced_at))
+    return displayable(page.render(d=dossier, v=view, questions=QUESTIONS, produced_at=view["produced_at"]))
 
 
 def render_export_index(bundle: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:

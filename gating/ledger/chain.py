@@ -64,6 +64,10 @@ class VerifyResult:
     keys: tuple[str, ...] = ()  # every key the chain names or was verified with, oldest first
     purged: tuple[PurgedRange, ...] = ()  # the purged prefix the walk started after, oldest first
     snapshots: tuple[tuple[int, KeySnapshot], ...] = ()  # the keys in force after each entry asked for
+    # After a walk that verified to its end: the keys in force after the last entry, and those that vouched for
+    # the chain (signed an entry or proved a key change), so that a later walk can continue from here (`after`).
+    state: KeySnapshot | None = None
+    vouched: tuple[str, ...] = ()
 
     @property
     def last_sequence(self) -> int:
@@ -217,8 +221,12 @@ class _Batch(Generic[E]):
 class _Spans:
     """Runs of entries signed alike, built as the walk goes."""
 
-    def __init__(self) -> None:
-        self.runs: list[list[Any]] = []  # [first, last, label]; label None unsigned, "?" unchecked, else a key
+    def __init__(self, earlier: Iterable[KeySpan] = ()) -> None:
+        # [first, last, label]; label None unsigned, "?" unchecked, else a key. `earlier`: a verified prefix's spans.
+        self.runs: list[list[Any]] = [
+            [span.first, span.last, {"unsigned": None, "unchecked": "?"}.get(span.state, span.public_key)]
+            for span in earlier
+        ]
 
     def add(self, sequence: int, label: str | None) -> None:
         if self.runs and self.runs[-1][2] == label and self.runs[-1][1] == sequence - 1:
@@ -247,6 +255,7 @@ def verify(
     first_change: KeyChange | _Scan | None = SCAN,
     purged: Purged | _Scan | None = SCAN,
     snapshot_at: Collection[int] = (),
+    after: VerifyResult | None = None,
 ) -> VerifyResult:
     """Recompute the chain in sequence order and name the first entry that does not fit.
 
@@ -263,28 +272,44 @@ def verify(
     them by their index; by default the entries are scanned): the walk starts after it, from the keys it recorded,
     and must meet every purge entry that description rests on. `snapshot_at` names entries after which to note the
     keys in force (what a purge records).
+
+    `after` is an earlier result that verified a prefix of this chain to its end: `entries` are then the entries
+    after it, checked as the whole walk would have checked them, continuing from its head hash, its keys in force
+    and its spans; the result covers the prefix and them. Only the link into the prefix's head is checked, not the
+    prefix itself: the caller must know it is unchanged. A purge record among `entries` fails (the caller verifies
+    in full after a purge), and `purged` is not used.
     """
+    if after is not None and (not after.ok or after.state is None):
+        raise ValueError("a walk continues only after a prefix that verified to its end")
     anchor = public_key_hex(public_key) if public_key is not None else None
     if isinstance(first_change, _Scan) or isinstance(purged, _Scan):
         entries = entries if isinstance(entries, Sequence) else list(entries)
     if isinstance(first_change, _Scan):
         first_change = first_key_change(entries)
-    if isinstance(purged, _Scan):
+    if after is not None:
+        purged = None
+    elif isinstance(purged, _Scan):
         try:
             purged = find_purged(entries)
         except PurgeRecordError as exc:
             return VerifyResult(False, 0, GENESIS, exc.sequence, str(exc), anchor is not None)
-    if purged is not None:
+    if after is not None:
+        assert after.state is not None  # checked above; for the type checker
+        schedule = purges.resume(after.state, first_change, anchor)
+        schedule.keys = list(after.keys)
+        schedule.used.update(after.vouched)
+    elif purged is not None:
         schedule = purges.resume(purged.state, first_change, anchor)
     elif first_change is not None:
         schedule = Schedule(first_change.previous_public_key, known=True, first_change=first_change.sequence)
     else:
         schedule = Schedule(anchor, known=anchor is not None, first_change=None)
-    spans = _Spans()
+    spans = _Spans(after.spans if after is not None else ())
     count = 0
-    offset = purged.last if purged is not None else 0
-    previous = purged.last_hash if purged is not None else GENESIS
-    gaps = purged.ranges if purged is not None else ()
+    base = after.count if after is not None else 0  # entries verified before this walk, by `after`
+    offset = purged.last if purged is not None else after.last_sequence if after is not None else 0
+    previous = purged.last_hash if purged is not None else after.head_hash if after is not None else GENESIS
+    gaps = purged.ranges if purged is not None else after.purged if after is not None else ()
     listing = purged.listing_hashes() if purged is not None else {}
     met: set[int] = set()
     snapshots: list[tuple[int, KeySnapshot]] = []
@@ -308,7 +333,7 @@ def verify(
         where = f"entry {sequence}: " if sequence is not None else ""
         keys = tuple(schedule.keys)
         return VerifyResult(
-            False, count_, head, sequence, where + reason, anchor is not None, spans.before(sequence), keys, gaps
+            False, base + count_, head, sequence, where + reason, anchor is not None, spans.before(sequence), keys, gaps
         )
 
     def signature_failure(item: _Batch[E]) -> VerifyResult | None:
@@ -381,7 +406,18 @@ def verify(
             reason += f" (entries 1{purges.DASH}{offset} were purged: give a key that signs the entries left)"
         return failed(count, previous, None, reason)
     return VerifyResult(
-        True, count, previous, None, None, checked, spans.before(None), tuple(schedule.keys), gaps, tuple(snapshots)
+        True,
+        base + count,
+        previous,
+        None,
+        None,
+        checked,
+        spans.before(None),
+        tuple(schedule.keys),
+        gaps,
+        tuple(snapshots),
+        purges.snapshot(schedule),
+        tuple(sorted(schedule.used | schedule.proven)),
     )
 
 

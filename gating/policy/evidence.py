@@ -142,6 +142,9 @@ def build_evidence(facts: DeploymentFacts, verdict: Verdict, policy: Policy) -> 
             for c in facts.checks
         ],
         "required_checks": [rule.record() for rule in policy.environment(facts.environment).required_checks],
+        # The mapping separation of duties matched GitHub people to Jira accounts with: the dossier shows how each
+        # approver was told apart from the authors, and must not guess the mapping that was in force.
+        "identities": dict(sorted(policy.identities.items())),
         "emergency_deadline": (
             facts.evaluated_at + timedelta(hours=policy.retroactive_deadline_hours)
             if verdict.outcome is Outcome.EMERGENCY

@@ -1,13 +1,13 @@
 """Console access: API tokens scoped to repositories and their last use; sessions of people signed in.
 
-Revision ID: 0010s
+Revision ID: 0010
 Revises: 0009
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010s"
+revision = "0010"
 down_revision = "0009"
 branch_labels = None
 depends_on = None
