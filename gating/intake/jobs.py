@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gating.deferral import RetryLater
+from gating.deferral import Answered, RetryLater
 from gating.github_api.errors import InstallationGone
 from gating.intake.deliveries import LEASE, Delivery, DeliveryStore, queue_for
 from gating.intake.payloads import NotActionable
@@ -54,16 +54,17 @@ def run_delivery(services: Services, delivery: Delivery, *, retried_by_queue: bo
             )
             services.deliveries.defer(delivery.id, exc.seconds, exc.reason)
         except Exception as exc:  # one catch-all per job: the worker must survive any handler bug
-            error = f"{type(exc).__name__}: {exc}"
+            error = str(exc) if isinstance(exc, Answered) else f"{type(exc).__name__}: {exc}"
             settings = services.settings
-            if delivery.attempts >= settings.job_attempts:
+            if delivery.attempts >= settings.job_attempts or isinstance(exc, Answered):
                 log.exception("webhook.failed", extra={"duration_ms": _elapsed_ms(started)})
                 services.deliveries.fail(delivery.id, error)
                 _count(delivery, "failed", services)
                 return
             # The same backoff as procrastinate's RetryStrategy(exponential_wait=…): backoff ** runs so far.
             wait = float(settings.job_retry_backoff**delivery.attempts)
-            log.warning("job.retrying", exc_info=True, extra={"wait": wait, "duration_ms": _elapsed_ms(started)})
+            # The traceback is logged once, with the last run's failure (webhook.failed).
+            log.warning("job.retrying", extra={"error": error[:500], "wait": wait, "duration_ms": _elapsed_ms(started)})
             services.deliveries.retry(delivery.id, wait, error)
             if retried_by_queue:
                 raise
