@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from gating.services import Services
 
 log = logging.getLogger(__name__)
+# procrastinate's INFO lines say what Countersign's own job.* lines say, and their `action` field would take the
+# place of the delivery's action in the lines' context: only its warnings and errors are kept.
+logging.getLogger("procrastinate").setLevel(logging.WARNING)
 
 TASK = "countersign.run_delivery"
 
