@@ -36,7 +36,12 @@ def build_services(settings: Settings, **overrides: Any) -> Services:
     clock = overrides.pop("clock", utcnow)
     # On PostgreSQL each stored delivery gets a procrastinate job, deferred with it; SQLite needs none.
     jobs = (
-        JobQueue(settings.database_url, attempts=settings.job_attempts, backoff=settings.job_retry_backoff)
+        JobQueue(
+            settings.database_url,
+            attempts=settings.job_attempts,
+            backoff=settings.job_retry_backoff,
+            concurrency=settings.workers,
+        )
         if uses_job_queue(settings.database_url)
         else None
     )

@@ -196,16 +196,14 @@ class DeliveryStore:
         Waiting is not failing: the run is given back, so that a deployment waiting out a long Jira outage
         keeps every retry for real failures. On PostgreSQL a new job is deferred for that time, with the row.
         """
-        self._queue_again(delivery_id, seconds, reason, DeliveryRow.attempts - 1)
-        if self.jobs is not None:
-            self.enqueue_again(delivery_id, seconds)
+        self._queue_again(delivery_id, seconds, reason, DeliveryRow.attempts - 1, new_job=True)
 
     def retry(self, delivery_id: str, seconds: float, error: str) -> None:
         """Queue a delivery whose run failed again, in `seconds`; its failed run counts (on PostgreSQL
         procrastinate's retry strategy runs its job again, so no new job is deferred)."""
-        self._queue_again(delivery_id, seconds, error, DeliveryRow.attempts)
+        self._queue_again(delivery_id, seconds, error, DeliveryRow.attempts, new_job=False)
 
-    def _queue_again(self, delivery_id: str, seconds: float, why: str, attempts: Any) -> None:
+    def _queue_again(self, delivery_id: str, seconds: float, why: str, attempts: Any, *, new_job: bool) -> None:
         now = self.clock()
         with self.db.session() as session:
             session.execute(
@@ -214,6 +212,10 @@ class DeliveryStore:
                 .values(status="queued", error=why[:2000], lease_until=None, attempts=attempts,
                         run_after=now + timedelta(seconds=seconds), updated_at=now)
             )  # fmt: skip
+            row = session.get(DeliveryRow, delivery_id) if new_job else None
+            if row is not None:
+                # In the same transaction: a row queued again always has a job to run it.
+                self._enqueue(session, row, seconds)
 
     def status(self, delivery_id: str) -> str | None:
         with self.db.session() as session:

@@ -71,11 +71,14 @@ def _libpq_url(database_url: str) -> str:
 class JobQueue:
     """Defers and runs the delivery jobs. `run(delivery, attempt, final)` runs one delivery's handlers."""
 
-    def __init__(self, database_url: str, *, attempts: int, backoff: int) -> None:
+    def __init__(self, database_url: str, *, attempts: int, backoff: int, concurrency: int = 4) -> None:
         from procrastinate import App, PsycopgConnector, RetryStrategy, SyncPsycopgConnector
 
         self.attempts = attempts
-        self.app: App = App(connector=PsycopgConnector(conninfo=_libpq_url(database_url)))
+        # The worker's own connections (the jobs' queries use the app's SQLAlchemy pool): each queue's worker
+        # keeps one to LISTEN on, and fetches, finishes and sends heartbeats for up to `concurrency` jobs.
+        connector = PsycopgConnector(conninfo=_libpq_url(database_url), min_size=2, max_size=2 * concurrency + 4)
+        self.app: App = App(connector=connector)
         # Deferring always runs on the caller's own connection (its transaction stores the delivery), so
         # this connector is never opened; it is apart from the worker's, whose async pool, once open,
         # would take over any synchronous call.
