@@ -172,8 +172,8 @@ def wait_healthy(url: str, server: subprocess.Popen[bytes]) -> None:
         try:
             if requests.get(f"{url}/readyz", timeout=1).ok:
                 return
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or a first answer slowed by the app's boot on a busy machine: ask again
         time.sleep(0.2)
     raise RuntimeError(f"the app did not become ready at {url}")
 
