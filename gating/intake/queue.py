@@ -69,12 +69,12 @@ def _libpq_url(database_url: str) -> str:
 
 
 class JobQueue:
-    """Defers and runs the delivery jobs. `run(delivery, attempt, final)` runs one delivery's handlers."""
+    """The procrastinate app: defers a delivery's job in the caller's transaction, and runs the task
+    `register`ed (on a QueueWorker), retrying a failed run with exponential backoff."""
 
     def __init__(self, database_url: str, *, attempts: int, backoff: int, concurrency: int = 4) -> None:
         from procrastinate import App, PsycopgConnector, RetryStrategy, SyncPsycopgConnector
 
-        self.attempts = attempts
         # The worker's own connections (the jobs' queries use the app's SQLAlchemy pool): each queue's worker
         # keeps one to LISTEN on, and fetches, finishes and sends heartbeats for up to `concurrency` jobs.
         connector = PsycopgConnector(conninfo=_libpq_url(database_url), min_size=2, max_size=2 * concurrency + 4)
