@@ -21,6 +21,7 @@ from gating.intake import health, webhooks
 from gating.intake.deliveries import DeliveryStore
 from gating.intake.jobs import DatabaseWorker, InlineProcessor, run_delivery
 from gating.intake.periodic import PeriodicJob, Scheduler
+from gating.intake.queue import JobQueue, QueueWorker, run_job, uses_job_queue
 from gating.intake.recovery import recover_missed_deliveries
 from gating.intake.routing import EventRouter
 from gating.ledger import Ledger, load_signing_key
@@ -39,6 +40,17 @@ def build_services(settings: Settings, **overrides: Any) -> Services:
     observe_requests(metrics.jira_request)  # Jira's requests and errors counted where they are made
     db = overrides.pop("db", None) or Database(settings.database_url)
     clock = overrides.pop("clock", utcnow)
+    # On PostgreSQL each stored delivery gets a procrastinate job, deferred with it; SQLite needs none.
+    jobs = (
+        JobQueue(
+            settings.database_url,
+            attempts=settings.job_attempts,
+            backoff=settings.job_retry_backoff,
+            concurrency=settings.workers,
+        )
+        if uses_job_queue(settings.database_url)
+        else None
+    )
     services = Services(
         settings=settings,
         db=db,
@@ -61,7 +73,7 @@ def build_services(settings: Settings, **overrides: Any) -> Services:
             timeout=settings.jira_timeout,
             cache_ttl=settings.jira_cache_seconds,
         ),
-        deliveries=DeliveryStore(db, clock),
+        deliveries=DeliveryStore(db, clock, jobs),
         processor=overrides.pop("processor", None) or InlineProcessor(),
         router=ROUTER,
         ledger=overrides.pop("ledger", None)
@@ -70,6 +82,8 @@ def build_services(settings: Settings, **overrides: Any) -> Services:
     )
     if overrides:
         raise TypeError(f"unknown overrides: {sorted(overrides)}")
+    if jobs is not None:
+        jobs.register(partial(run_job, services))
     return services
 
 
@@ -96,17 +110,29 @@ def checkpoint_jobs(services: Services) -> list[PeriodicJob]:
     return [PeriodicJob("write_checkpoint", period, partial(write_periodic_checkpoint, services.ledger, folder))]
 
 
-def embedded_worker(services: Services) -> DatabaseWorker:
+def embedded_worker(services: Services, concurrency: int | None = None) -> DatabaseWorker:
     """The worker over the stored deliveries: merge checks and deploy decisions on threads of their own."""
-    threads = {"merge": services.settings.workers, "deploy": services.settings.workers}
+    count = concurrency or services.settings.workers
+    threads = {"merge": count, "deploy": count}
     lease = timedelta(seconds=services.settings.job_lease_seconds)
     return DatabaseWorker(partial(run_delivery, services), services.deliveries, threads=threads, lease=lease)
 
 
-def start_worker(services: Services) -> DatabaseWorker:
-    """The worker and the periodic jobs, started: in a web process (the embedded default) or `countersign worker`."""
+def start_worker(services: Services, concurrency: int | None = None) -> DatabaseWorker | QueueWorker:
+    """The worker and the periodic jobs, started: in a web process (the embedded default) or `countersign worker`.
+
+    On PostgreSQL the worker is procrastinate's, on both queues, `concurrency` jobs at once on each; on SQLite
+    it is the DatabaseWorker over the deliveries table. The periodic work stays with the Scheduler on both:
+    procrastinate's periodic tasks exist only on PostgreSQL, and the Scheduler already runs each job once per
+    period across processes (claimed in `periodic_runs`), so one code path serves both databases.
+    """
     scheduler = Scheduler(services.db, services.clock, periodic_jobs(services)).start()
-    return embedded_worker(services).alongside(scheduler).start()
+    jobs = services.deliveries.jobs
+    lease = timedelta(seconds=services.settings.job_lease_seconds)
+    if isinstance(jobs, JobQueue):
+        count = concurrency or services.settings.workers
+        return QueueWorker(jobs, services.deliveries, concurrency=count, lease=lease).alongside(scheduler).start()
+    return embedded_worker(services, concurrency).alongside(scheduler).start()
 
 
 def create_app(settings: Settings | None = None, *, check_migrations: bool = True, **overrides: Any) -> Flask:

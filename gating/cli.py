@@ -837,23 +837,31 @@ def deliveries_recover() -> None:
 
 
 @main.command(
-    help="Run the jobs: merge checks, deploy decisions and the periodic work, from the stored deliveries. Run as "
-    "many as wanted, on as many machines, against one database; set COUNTERSIGN_EMBEDDED_WORKER=false on the web "
-    "processes so that they only verify, store and answer."
+    help="Run the jobs: merge checks, deploy decisions and the periodic work (procrastinate's worker on PostgreSQL, "
+    "the stored deliveries on SQLite). Run as many as wanted, on as many machines, against one database; set "
+    "COUNTERSIGN_EMBEDDED_WORKER=false on the web processes so that they only verify, store and enqueue."
 )
-def worker() -> None:
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 256),
+    help="Jobs run at once on each queue (merge, deploy). Default $COUNTERSIGN_WORKERS, else 4.",
+)
+def worker(concurrency: int | None) -> None:
     import signal
     import threading
 
     from gating.app import start_worker
+    from gating.intake.queue import uses_job_queue
 
     services = _app_services()
     settings = services.settings
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    running = start_worker(services)
-    click.echo(f"worker running: {settings.workers} merge and {settings.workers} deploy thread(s)", err=True)
+    running = start_worker(services, concurrency)
+    count = concurrency or settings.workers
+    kind = "procrastinate job queue" if uses_job_queue(settings.database_url) else "deliveries table"
+    click.echo(f"worker running on the {kind}: {count} merge and {count} deploy job(s) at once", err=True)
     stop.wait()
     # Finish what is under way; what is not started stays queued for the next worker.
     running.shutdown()

@@ -15,3 +15,8 @@ class RetryLater(Exception):
         super().__init__(reason)
         self.seconds = max(float(seconds), 0.0)
         self.reason = reason
+
+
+class Answered(Exception):
+    """The job failed, but its outcome is already published (a deployment rejected with the error, say): running
+    it again could change nothing, so it is not retried. The failure itself is the exception's cause."""

@@ -132,20 +132,25 @@ class QueueCollector(Collector):
             "countersign_queue_oldest_age_seconds", "Age of the oldest unfinished delivery.", labels=["queue"]
         )
         now = self.clock()
+        from gating.intake.queue import queue_figures, uses_job_queue  # the job queue imports the metrics
+
+        # On PostgreSQL the queue is procrastinate's: its jobs waiting or running, aged by their deliveries.
+        figures = queue_figures(self.db, now) if uses_job_queue(self.db.url) else self._deliveries(now)
+        for queue in ("merge", "deploy"):
+            count, age = figures.get(queue, (0, 0.0))
+            depth.add_metric([queue], float(count))
+            oldest.add_metric([queue], age)
+        yield depth
+        yield oldest
+
+    def _deliveries(self, now: datetime) -> dict[str, tuple[int, float]]:
         with self.db.session() as session:
             rows = session.execute(
                 select(DeliveryRow.queue, func.count(), func.min(DeliveryRow.received_at))
                 .where(DeliveryRow.status.in_(("queued", "processing")))
                 .group_by(DeliveryRow.queue)
             ).all()
-        found = {queue: (count, first) for queue, count, first in rows}
-        for queue in ("merge", "deploy"):
-            count, first = found.get(queue, (0, None))
-            depth.add_metric([queue], float(count))
-            age = (now - first).total_seconds() if first is not None else 0.0
-            oldest.add_metric([queue], max(age, 0.0))
-        yield depth
-        yield oldest
+        return {queue: (count, max((now - first).total_seconds(), 0.0)) for queue, count, first in rows}
 
 
 def exposition(db: Database, clock: Callable[[], datetime]) -> tuple[bytes, str]:

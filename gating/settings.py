@@ -57,6 +57,8 @@ class Settings:
     first_deploy_commit_limit: int = 1000  # commits a first deployment (no earlier one) is checked over
     embedded_worker: bool = True  # web processes run the jobs too; false when `countersign worker` runs them
     job_lease_seconds: float = 60.0  # a job held this long without a heartbeat was left by a dead worker
+    job_attempts: int = 5  # runs of a failing job before its delivery is failed
+    job_retry_backoff: int = 2  # a failed job waits backoff ** n seconds before its next run (n: runs so far)
     log_level: str = "INFO"  # of the JSON log lines on stderr
     github_max_in_flight: int = 10  # requests to GitHub at once per installation, per process
     github_writes_per_minute: int = 80  # content-creating requests per installation in any minute, per process
@@ -120,6 +122,8 @@ class Settings:
         github_retry_seconds = read(lambda: _number(env, "COUNTERSIGN_GITHUB_RETRY_SECONDS", 120.0), 0.0)
         embedded_worker = read(lambda: _flag(env, "COUNTERSIGN_EMBEDDED_WORKER", True), True)
         job_lease_seconds = read(lambda: _number(env, "COUNTERSIGN_JOB_LEASE_SECONDS", 60.0), 0.0)
+        job_attempts = read(lambda: max(int(_number(env, "COUNTERSIGN_JOB_ATTEMPTS", 5)), 1), 5)
+        job_retry_backoff = read(lambda: int(_number(env, "COUNTERSIGN_JOB_RETRY_BACKOFF", 2)), 2)
         log_level = read(lambda: read_log_level(env), "INFO")
         github_max_in_flight = read(lambda: _whole(env, "COUNTERSIGN_GITHUB_MAX_IN_FLIGHT", 10, maximum=100), 10)
         github_writes_per_minute = read(lambda: _whole(env, "COUNTERSIGN_GITHUB_WRITES_PER_MINUTE", 80), 80)
@@ -148,6 +152,8 @@ class Settings:
             first_deploy_commit_limit=first_deploy_commit_limit,
             embedded_worker=embedded_worker,
             job_lease_seconds=job_lease_seconds,
+            job_attempts=job_attempts,
+            job_retry_backoff=job_retry_backoff,
             log_level=log_level,
             github_max_in_flight=github_max_in_flight,
             github_writes_per_minute=github_writes_per_minute,

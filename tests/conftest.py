@@ -123,6 +123,9 @@ def settings(app_keys: tuple[str, str], github: GitHubSimulator, jira: JiraSimul
         github_timeout=5.0,
         deploy_retry_seconds=2.0,
         github_retry_seconds=2.0,
+        # A failed job runs once more, at once: retried, yet a test of a failure waits for two runs, not five.
+        job_attempts=2,
+        job_retry_backoff=0,
     )
 
 

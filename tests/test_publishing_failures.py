@@ -142,7 +142,9 @@ def test_an_unreadable_answer_from_github_is_an_error_verdict_and_a_redelivery_r
     live_app: LiveApp, repo: str
 ) -> None:
     _, sha, payload = approved_pr(live_app, repo)
-    live_app.github.faults.answer("/compare/", 200, body='{"commits": [{"sha": ', method="GET")
+    # Garbled on every run the job gets (a failed run is retried), then no more: a redelivery reads it whole.
+    runs = live_app.services.settings.job_attempts
+    live_app.github.faults.answer("/compare/", 200, body='{"commits": [{"sha": ', method="GET", times=runs)
     guid = str(uuid.uuid4())
     live_app.deliver("pull_request", payload, delivery_id=guid)
     live_app.settle()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from gating import metrics
-from gating.deferral import RetryLater
+from gating.deferral import Answered, RetryLater
 from gating.gates.commit_pulls import CommitPullCache
 from gating.gates.emergencies import stored_people
 from gating.gates.failures import delivery_label, describe_failure, internal_error_comment
@@ -97,7 +96,7 @@ def on_protection_rule(delivery: Delivery, services: Services) -> None:
         # PyGithub would send the request to the configured host whatever the URL says: refuse it.
         log.warning("deploy.untrusted_callback", extra={"repository": asked.repository, "url": asked.callback_url})
         return
-    decide(services, asked, delivery_id=delivery.id)
+    decide(services, asked, delivery_id=delivery.id, received_at=delivery.received_at)
 
 
 def callback_is_trusted(url: str, api_url: str) -> bool:
@@ -109,25 +108,34 @@ def callback_is_trusted(url: str, api_url: str) -> bool:
     return target.path.startswith(prefix + "/") and bool(_CALLBACK_PATH.search(target.path))
 
 
-def decide(services: Services, asked: ProtectionRequest, *, delivery_id: str = "") -> None:
+def decide(
+    services: Services, asked: ProtectionRequest, *, delivery_id: str = "", received_at: datetime | None = None
+) -> None:
     """Decide and answer. Whatever fails before a decision is recorded, GitHub gets a rejection that names
-    the delivery (a deployment left unanswered waits 30 days); the exception then marks the delivery failed."""
+    the delivery (a deployment left unanswered waits 30 days); the exception then marks the delivery failed.
+
+    While Jira or GitHub is unavailable the job is put back for later (RetryLater) until
+    COUNTERSIGN_DEPLOY_RETRY_SECONDS after `received_at` (when the delivery arrived, whichever run this is).
+    """
     known: dict[str, DeploymentRequest] = {"request": asked.request}
     try:
-        _decide(services, asked, known)
+        _decide(services, asked, known, received_at or services.clock())
     except (AnswerNotSent, RetryLater):
-        # AnswerNotSent: decided and recorded, a redelivery sends the recorded answer, never a different one.
-        # RetryLater (a long rate limit): the job runs again later and decides, or sends the recorded answer.
+        # AnswerNotSent: decided and recorded, a retry or a redelivery sends the recorded answer, never a different one.
+        # RetryLater: not decided yet and waiting for Jira or GitHub to come back (or a long rate limit): the job runs
+        # again later and decides, or sends the recorded answer.
         raise
     except Exception as exc:
-        _reject_after_failure(services, asked, known["request"], delivery_id, exc)
+        if _reject_after_failure(services, asked, known["request"], delivery_id, exc):
+            raise Answered(f"{type(exc).__name__}: {exc}") from exc  # rejected: a retry would change nothing
         raise
 
 
 def _reject_after_failure(
     services: Services, asked: ProtectionRequest, request: DeploymentRequest, delivery_id: str, exc: Exception
-) -> None:
-    """Reject with an error verdict: recorded in the ledger like any decision when the database allows."""
+) -> bool:
+    """Reject with an error verdict: recorded in the ledger like any decision when the database allows.
+    True when GitHub has the rejection (or an earlier decision); False when it could not be sent."""
     log.warning("deploy.error_answer", extra={"repository": asked.repository, "delivery": delivery_id})
     reason = (
         f"Countersign could not decide this deployment ({delivery_label(delivery_id)}): {describe_failure(exc)}; "
@@ -137,22 +145,25 @@ def _reject_after_failure(
     try:
         if _decision(services, request) is None:
             _record_and_answer(services, asked, request, verdict, error_evidence(request, verdict, reason))
-        return
+        return True
     except AnswerNotSent:
         log.exception("deploy.error_answer_not_sent", extra={"repository": asked.repository})
-        return
+        return False
     except Exception:
         log.exception("deploy.error_not_recorded", extra={"repository": asked.repository})
     try:
         _send_answer(services, asked, "rejected", internal_error_comment(asked.environment, delivery_id, exc))
     except AnswerNotSent:
         log.exception("deploy.error_answer_not_sent", extra={"repository": asked.repository})
+        return False
+    return True
 
 
-def _decide(services: Services, asked: ProtectionRequest, known: dict[str, DeploymentRequest]) -> None:
-    deadline = time.monotonic() + services.settings.deploy_retry_seconds
+def _decide(
+    services: Services, asked: ProtectionRequest, known: dict[str, DeploymentRequest], received_at: datetime
+) -> None:
     # Which attempt of the workflow run asks: a re-run keeps the run id, and is a new request to answer.
-    identified = _with_retries(services, asked, deadline, partial(_identify, request=asked.request))
+    identified = _with_retries(services, asked, received_at, partial(_identify, request=asked.request))
     if isinstance(identified, _GaveUp):
         _record_and_answer(services, asked, asked.request, *_error(services, asked.request, identified))
         return
@@ -174,7 +185,7 @@ def _decide(services: Services, asked: ProtectionRequest, known: dict[str, Deplo
     progress.daemon = True
     progress.start()
     try:
-        result = _with_retries(services, asked, deadline, partial(_evaluate, services, request=request))
+        result = _with_retries(services, asked, received_at, partial(_evaluate, services, request=request))
     finally:
         progress.cancel()
     verdict, evidence = _error(services, request, result) if isinstance(result, _GaveUp) else result
@@ -283,25 +294,32 @@ class _GaveUp:
 
 
 def _with_retries(
-    services: Services, asked: ProtectionRequest, deadline: float, work: Callable[[Installation], T]
+    services: Services, asked: ProtectionRequest, received_at: datetime, work: Callable[[Installation], T]
 ) -> T | _GaveUp:
-    """Run `work`; while Jira or GitHub is unavailable, report progress, wait and try again until the deadline."""
-    delay = 1.0
-    while True:
-        try:
-            return services.github.with_installation(asked.installation_id, work)
-        except RunNotFound as exc:
-            # The workflow run the request names does not exist: waiting will not bring it back.
-            return _GaveUp("request", "The deployment names no commit", str(exc))
-        except GitHubError as exc:
-            reason = exc.describe()
-        except TransientError as exc:
-            reason = str(exc)
-        if time.monotonic() + delay > deadline:
-            return _GaveUp("availability", "Evidence could not be gathered", reason)
-        _try_progress(services, asked, f"Countersign is waiting: {reason[:200]}. Retrying in {delay:.0f} s.")
-        time.sleep(delay)
-        delay = min(delay * 2, 60.0)
+    """Run `work`; while Jira or GitHub is unavailable, report progress and raise RetryLater: the job is run
+    again later, holding no worker meanwhile. Past COUNTERSIGN_DEPLOY_RETRY_SECONDS after the delivery was
+    received, give up (an error verdict)."""
+    try:
+        return services.github.with_installation(asked.installation_id, work)
+    except RunNotFound as exc:
+        # The workflow run the request names does not exist: waiting will not bring it back.
+        return _GaveUp("request", "The deployment names no commit", str(exc))
+    except GitHubError as exc:
+        reason = exc.describe()
+    except TransientError as exc:
+        reason = str(exc)
+    now = services.clock()
+    delay = retry_delay(received_at, now)
+    if now + timedelta(seconds=delay) > received_at + timedelta(seconds=services.settings.deploy_retry_seconds):
+        return _GaveUp("availability", "Evidence could not be gathered", reason)
+    _try_progress(services, asked, f"Countersign is waiting: {reason[:200]}. Retrying in {delay:.0f} s.")
+    raise RetryLater(delay, reason)
+
+
+def retry_delay(received_at: datetime, now: datetime) -> float:
+    """How long to wait before the next try: as long as the request has waited already (1 s at least, a minute
+    at most), so the waits double as with a counter of tries, and nothing needs to remember one."""
+    return min(max((now - received_at).total_seconds(), 1.0), 60.0)
 
 
 class RunNotFound(Exception):

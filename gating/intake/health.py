@@ -1,11 +1,14 @@
-"""GET /healthz (the process answers), GET /readyz (database reachable and migrated, worker running), GET /metrics."""
+"""GET /healthz (the process answers), GET /readyz (database reachable and migrated, worker running; on PostgreSQL
+a job-queue worker seen recently, in any process), GET /metrics."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
+from gating.intake.queue import uses_job_queue, worker_seen
 from gating.metrics import exposition
 
 bp = Blueprint("health", __name__)
@@ -34,4 +37,14 @@ def readyz() -> Any:
         return jsonify(status="unavailable", database="not migrated: run `countersign db upgrade`"), 503
     if not services.processor.alive():
         return jsonify(status="unavailable", database="ok", worker="stopped: deliveries would wait unanswered"), 503
+    if uses_job_queue(services.db.url):
+        # Deliveries are only queued here: some process's procrastinate worker must be sending heartbeats.
+        within = timedelta(seconds=services.settings.job_lease_seconds)
+        try:
+            seen = worker_seen(services.db, within)
+        except Exception as exc:
+            return jsonify(status="unavailable", database=f"{type(exc).__name__}"), 503
+        if not seen:
+            worker = f"none seen in the last {within.total_seconds():.0f} s: start `countersign worker`"
+            return jsonify(status="unavailable", database="ok", worker=worker), 503
     return jsonify(status="ok", database="ok", worker="ok"), 200

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gating.deferral import RetryLater
+from gating.deferral import Answered, RetryLater
 from gating.github_api.errors import InstallationGone
 from gating.intake.deliveries import LEASE, Delivery, DeliveryStore, queue_for
 from gating.intake.payloads import NotActionable
@@ -31,10 +31,15 @@ log = logging.getLogger(__name__)
 _RUN_IN_CALLBACK = re.compile(r"/actions/runs/(\d+)/")
 
 
-def run_delivery(services: Services, delivery: Delivery) -> None:
-    """Run the handlers; a failure is recorded so that a redelivery runs them again."""
+def run_delivery(services: Services, delivery: Delivery, *, retried_by_queue: bool = False) -> None:
+    """Run the handlers; a failure is retried with backoff, and only the last run's failure is recorded as the
+    delivery's (a redelivery then runs it anew).
+
+    `delivery.attempts` counts the runs so far, this one included. With `retried_by_queue` (procrastinate), a
+    failure that will be retried is raised again for the queue's retry strategy to reschedule the job.
+    """
     # Bound here, every line the handlers log names the delivery it serves, without their passing it on.
-    with bound(**delivery_context(delivery)):
+    with bound(**delivery_context(delivery), attempt=delivery.attempts):
         started = time.perf_counter()
         try:
             services.router.dispatch(delivery, services)
@@ -49,13 +54,44 @@ def run_delivery(services: Services, delivery: Delivery) -> None:
             )
             services.deliveries.defer(delivery.id, exc.seconds, exc.reason)
         except Exception as exc:  # one catch-all per job: the worker must survive any handler bug
-            log.exception("webhook.failed", extra={"duration_ms": _elapsed_ms(started)})
-            services.deliveries.fail(delivery.id, f"{type(exc).__name__}: {exc}")
-            _count(delivery, "failed", services)
+            error = str(exc) if isinstance(exc, Answered) else f"{type(exc).__name__}: {exc}"
+            settings = services.settings
+            if delivery.attempts >= settings.job_attempts or isinstance(exc, Answered):
+                log.exception("webhook.failed", extra={"duration_ms": _elapsed_ms(started)})
+                services.deliveries.fail(delivery.id, error)
+                _count(delivery, "failed", services)
+                return
+            # The same backoff as procrastinate's RetryStrategy(exponential_wait=…): backoff ** runs so far.
+            wait = float(settings.job_retry_backoff**delivery.attempts)
+            # The traceback is logged once, with the last run's failure (webhook.failed).
+            log.warning("job.retrying", extra={"error": error[:500], "wait": wait, "duration_ms": _elapsed_ms(started)})
+            services.deliveries.retry(delivery.id, wait, error)
+            if retried_by_queue:
+                raise
         else:
             services.deliveries.finish(delivery.id)
             log.info("job.completed", extra={"duration_ms": _elapsed_ms(started)})
             _count(delivery, "completed", services)
+
+
+def with_heartbeat(store: DeliveryStore, delivery_id: str, lease: timedelta, work: Callable[[], None]) -> None:
+    """Run `work`, renewing the delivery's lease meanwhile: only a dead worker lets it run out."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(lease.total_seconds() / 3):
+            try:
+                store.renew(delivery_id, lease)
+            except Exception:  # a missed beat only shortens the lease
+                log.warning("worker.renew_failed", extra={"delivery": delivery_id})
+
+    heart = threading.Thread(target=beat, name=f"countersign-lease-{delivery_id[-8:]}", daemon=True)
+    heart.start()
+    try:
+        work()
+    finally:
+        done.set()
+        heart.join()
 
 
 def _count(delivery: Delivery, outcome: str, services: Services) -> None:
@@ -211,22 +247,7 @@ class DatabaseWorker:
                     self._busy -= 1
 
     def _run_with_heartbeat(self, delivery: Delivery) -> None:
-        done = threading.Event()
-
-        def beat() -> None:
-            while not done.wait(self._lease.total_seconds() / 3):
-                try:
-                    self._store.renew(delivery.id, self._lease)
-                except Exception:  # a missed beat only shortens the lease
-                    log.warning("worker.renew_failed", extra={"delivery": delivery.id})
-
-        heart = threading.Thread(target=beat, name=f"countersign-lease-{delivery.id[-8:]}", daemon=True)
-        heart.start()
-        try:
-            self._run(delivery)
-        finally:
-            done.set()
-            heart.join()
+        with_heartbeat(self._store, delivery.id, self._lease, lambda: self._run(delivery))
 
 
 class InlineProcessor:
