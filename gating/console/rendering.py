@@ -71,8 +71,15 @@ def render_dashboard(
     emergencies: Iterable[Mapping[str, Any]],
     filters: Mapping[str, str],
     error: str | None = None,
+    *,
+    page: Mapping[str, Any] | None = None,
+    timeline: Iterable[Mapping[str, Any]] = (),
+    ledger_state: Mapping[str, Any] | None = None,
 ) -> str:
-    return (
+    """The dashboard. `page`: total, page, pages, per_page and links of the search; `timeline`: per environment,
+    its latest deployments let through; `ledger_state`: whichever of entries, head_hash, last_entry_at,
+    last_checkpoint and last_verification are known (each shown only when present)."""
+    return displayable(
         templates()
         .get_template("pages/dashboard.html")
         .render(
@@ -81,6 +88,9 @@ def render_dashboard(
             filters=filters,
             decisions=DECISIONS,
             error=error,
+            page=page,
+            timeline=list(timeline),
+            ledger=dict(ledger_state or {}),
         )
     )
 

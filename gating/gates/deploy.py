@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from gating.console.index import index_entry
 from gating.gates.commit_pulls import CommitPullCache
 from gating.gates.emergencies import stored_people
 from gating.gates.failures import delivery_label, describe_failure, internal_error_comment
@@ -202,6 +203,7 @@ def _record_and_answer(
                 },
                 session=session,
             )
+            index_entry(session, entry, evidence)  # searchable from the moment the decision is
             dossier_url = f"{services.settings.public_url or ''}/deployments/{entry.id}"
             comment = render_deployment_comment(request.environment, sha, verdict, dossier_url, entry.id)
             row = DeploymentDecision(
