@@ -14,6 +14,8 @@ from sqlalchemy import delete, func, select
 from gating.app import create_app
 from gating.console.auth import create_token
 from gating.console.index import backfill, index_entry
+from gating.console.queries import DeploymentQuery, search_deployments
+from gating.console.scope import EVERYTHING
 from gating.db import Database, _alembic_config
 from gating.ledger import Ledger
 from gating.ledger.purges import Retention
@@ -126,6 +128,8 @@ def test_the_migration_indexes_the_decisions_recorded_before_it(settings: Settin
         assert backfill(connection, batch=2) == 3
         assert backfill(connection, batch=2) == 0  # what is indexed is not indexed twice
     assert table_rows(db) == written
+    (entry,) = search_deployments(db, DeploymentQuery(ticket="PAY-2"), EVERYTHING)  # the entries themselves
+    assert entry.deployment_id == 1002 and entry.kind == "deployment_decision"
     assert len(written["search_commits"]) == 6 and len(written["search_versions"]) == 5
     db.dispose()
 
@@ -154,13 +158,18 @@ def test_a_purge_deletes_the_index_rows_of_the_entries_it_purges(settings: Setti
 
 
 def test_evidence_of_any_shape_is_indexed_without_failing_the_append(settings: Settings) -> None:
+    """Whatever GitHub and Jira sent, indexing never makes the decision's transaction fail."""
     db = Database(settings.database_url)
     db.upgrade()
     ledger = Ledger(db, clock=lambda: T0)
     odd: dict[str, Any] = {
         "ref": "x" * 1000,
         "requester": None,
-        "commits": [{"sha": "not hex"}, "nonsense", {"sha": "ABCDEF0" + "1" * 33, "author": "Ghost"}],
+        "commits": [
+            {"sha": "not hex"},
+            "nonsense",
+            {"sha": "ABCDEF0" + "1" * 33, "author": "Ghost", "committer": {"login": "half\ud83d", "name": "nul\x00"}},
+        ],
         "tickets": [{"key": "OPS-" + "9" * 300, "approvers": [], "approval_record": {"approvers": "x"}}, 7],
     }
     with db.session() as session:
@@ -175,7 +184,8 @@ def test_evidence_of_any_shape_is_indexed_without_failing_the_append(settings: S
         assert list(session.scalars(select(SearchCommit.sha))) == ["abcdef0" + "1" * 33]
         (key,) = session.scalars(select(SearchTicket.ticket_key))
         assert len(key) == 100
-        assert list(session.scalars(select(SearchPerson.identity))) == ["ghost"]
+        # Half an emoji and a NUL, as GitHub may send them, stored as the database can hold them.
+        assert sorted(session.scalars(select(SearchPerson.identity))) == ["ghost", "half?", "nul\ufffd"]
         versions = list(session.scalars(select(SearchVersion.version)))
         assert [len(v) for v in versions] == [300]
     db.dispose()

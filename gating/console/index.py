@@ -40,7 +40,11 @@ class IndexRows:
 
 
 def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value.strip() else None
+    """A non-blank string as the database can store it: half an emoji (a lone surrogate, which GitHub and Jira do
+    send) and NUL, which PostgreSQL refuses in text, are replaced; the ledger itself keeps the original."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
 
 
 def _list(value: Any) -> list[Any]:
@@ -70,7 +74,7 @@ def _identities(person: Any) -> set[str]:
     else:
         record = _dict(person)
         values = [record.get(k) for k in ("login", "name", "email", "accountId", "emailAddress", "displayName", "key")]
-    return {v.strip().lower()[:_IDENTITY] for v in values if _text(v)}
+    return {text.strip().lower()[:_IDENTITY] for v in values if (text := _text(v))}
 
 
 def _approvers(ticket: Mapping[str, Any]) -> set[str]:
