@@ -1,5 +1,5 @@
 """Database tables: deliveries (and the job queue), PR and check-run records, ticket changes, the ledger, API tokens,
-legal holds and periodic runs."""
+legal holds, periodic runs and the console's search index."""
 
 from __future__ import annotations
 

@@ -250,6 +250,7 @@ def test_the_dashboard_shows_the_timeline_the_ledger_and_the_filters(live_app: L
     assert f'href="/deployments/{r.production}"' in timeline and f'href="/deployments/{r.rejected}"' not in timeline
     assert "refs/tags/v1.2.0" in timeline
     assert "Entries recorded</dt><dd>3</dd>" in html and "Head hash" in html
+    assert "Last full verification</dt>" in html  # the slot a cached verification result fills
     for name in ("repo", "environment", "ticket", "sha", "version", "requester", "approver", "since", "until"):
         assert f'name="{name}"' in html
     assert "3 decisions, page 1 of 1" in html

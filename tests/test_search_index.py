@@ -4,6 +4,8 @@ a time), a retention purge deletes the index rows of what it purges, and odd evi
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,10 +16,11 @@ from sqlalchemy import delete, func, select
 from gating.app import create_app
 from gating.console.auth import create_token
 from gating.console.index import backfill, index_entry
-from gating.console.queries import DeploymentQuery, search_deployments
+from gating.console.queries import DeploymentQuery, ledger_state, search_deployments
+from gating.console.rendering import render_dashboard
 from gating.console.scope import EVERYTHING
 from gating.db import Database, _alembic_config
-from gating.ledger import Ledger
+from gating.ledger import Ledger, make_checkpoint
 from gating.ledger.purges import Retention
 from gating.ledger.retention import plan_purge, purge
 from gating.models import LEDGER_DERIVED, SearchCommit, SearchDeployment, SearchPerson, SearchTicket, SearchVersion
@@ -188,4 +191,30 @@ def test_evidence_of_any_shape_is_indexed_without_failing_the_append(settings: S
         assert sorted(session.scalars(select(SearchPerson.identity))) == ["ghost", "half?", "nul\ufffd"]
         versions = list(session.scalars(select(SearchVersion.version)))
         assert [len(v) for v in versions] == [300]
+    db.dispose()
+
+
+def test_the_ledger_state_names_the_newest_checkpoint_written(settings: Settings, tmp_path: Any) -> None:
+    db = Database(settings.database_url)
+    db.upgrade()
+    ledger = Ledger(db, clock=lambda: T0)
+    assert ledger_state(db, tmp_path)["last_checkpoint"] is None  # none written yet
+    record(ledger, 1)
+    (tmp_path / "old.json").write_text(json.dumps(make_checkpoint(ledger, now=T0)))
+    record(ledger, 2)
+    newest = tmp_path / "new.json"
+    newest.write_text(json.dumps(make_checkpoint(ledger, now=T0 + timedelta(hours=1))))
+    (tmp_path / "notes.json").write_text("not a checkpoint")
+    os.utime(newest, (T0.timestamp() + 10**9, T0.timestamp() + 10**9))
+    state = ledger_state(db, tmp_path)
+    assert state["entries"] == 2 and state["last_entry_at"] == "2020-03-01T00:00:00Z"
+    assert state["last_checkpoint"] == {
+        "sequence": 2,
+        "head_hash": ledger.head()[1],
+        "created_at": "2020-03-01T01:00:00Z",
+        "signed": False,
+        "file": "new.json",
+    }
+    html = render_dashboard([], [], {}, ledger_state=state)
+    assert 'Last checkpoint</dt>\n  <dd>entry 2, 2020-03-01T01:00:00Z, <span class="warn">unsigned</span>' in html
     db.dispose()

@@ -409,6 +409,8 @@ def ledger_state(db: Database, checkpoint_dir: Path | None = None) -> dict[str, 
         "entries": int(head.sequence) if head else 0,
         "head_hash": str(head.hash) if head else chain.GENESIS,
         "last_entry_at": iso(head.created_at) if head else None,
+        # The slot a cached result of the last full verification fills: None until one is recorded.
+        "last_verification": None,
     }
     if checkpoint_dir is not None:
         state["last_checkpoint"] = _last_checkpoint(checkpoint_dir)
