@@ -43,7 +43,7 @@ from gating.console.rendering import render_dossier
 from gating.console.scope import Scope
 from gating.db import Database, _redact
 from gating.ledger import Ledger, chain
-from gating.models import LEDGER_DERIVED, LedgerEntry
+from gating.models import LEDGER_DERIVED, LedgerEntry, SearchRepository
 from gating.settings import Settings
 from simulators.github import generate_app_key
 
@@ -228,6 +228,7 @@ def seed(db: Database, count: int) -> float:
             if sequence % 100_000 == 0:
                 print(f"  {sequence:,} seeded ({time.perf_counter() - started:.0f} s)", flush=True)
     with db.engine.begin() as connection:
+        connection.execute(insert(SearchRepository), [{"name": name} for name in REPOS])
         if db.engine.dialect.name == "postgresql":
             connection.execute(text("SELECT setval(pg_get_serial_sequence('ledger_entries', 'id'), :n)"), {"n": count})
         else:
@@ -236,7 +237,7 @@ def seed(db: Database, count: int) -> float:
         # What autovacuum does to a table in steady state, done now: statistics, and the visibility map without which
         # PostgreSQL cannot count from the indexes alone (a fresh bulk load would make every total read the heap).
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            for table in ("ledger_entries", *(t.__tablename__ for t in LEDGER_DERIVED)):
+            for table in ("ledger_entries", "search_repositories", *(t.__tablename__ for t in LEDGER_DERIVED)):
                 connection.execute(text(f"VACUUM ANALYZE {table}"))
     return time.perf_counter() - started
 
@@ -280,7 +281,7 @@ def run(url: str | None, count: int, reset: bool, samples: int, dossier_samples:
     url, db = empty_ledger_database(url, reset=reset, tmp=tmp)
     if reset:
         with db.engine.begin() as connection:
-            for table in LEDGER_DERIVED:
+            for table in (*LEDGER_DERIVED, SearchRepository):
                 connection.execute(table.__table__.delete())
     print(f"\ndatabase: {_redact(url)} ({db.engine.dialect.name}), {count:,} deployment decisions")
     seconds = seed(db, count)

@@ -328,6 +328,15 @@ class SearchVersion(Base):
     version: Mapped[str] = mapped_column(String(300), primary_key=True)
 
 
+class SearchRepository(Base):
+    """Every repository a deployment decision was recorded for: a viewer's scope (patterns such as `acme/*`) becomes
+    the list of names it admits, which the repository index can look up, where a pattern would test every row."""
+
+    __tablename__ = "search_repositories"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
 # Tables whose rows are derived from ledger entries and keyed by their `sequence`: whatever deletes entries (the
 # retention purge) deletes these rows with them, in the same transaction.
 LEDGER_DERIVED = (SearchDeployment, SearchCommit, SearchTicket, SearchPerson, SearchVersion)

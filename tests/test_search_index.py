@@ -23,7 +23,15 @@ from gating.db import Database, _alembic_config
 from gating.ledger import Ledger, make_checkpoint
 from gating.ledger.purges import Retention
 from gating.ledger.retention import plan_purge, purge
-from gating.models import LEDGER_DERIVED, SearchCommit, SearchDeployment, SearchPerson, SearchTicket, SearchVersion
+from gating.models import (
+    LEDGER_DERIVED,
+    SearchCommit,
+    SearchDeployment,
+    SearchPerson,
+    SearchRepository,
+    SearchTicket,
+    SearchVersion,
+)
 from gating.settings import Settings
 
 T0 = datetime(2020, 3, 1, tzinfo=UTC)
@@ -131,6 +139,8 @@ def test_the_migration_indexes_the_decisions_recorded_before_it(settings: Settin
         assert backfill(connection, batch=2) == 3
         assert backfill(connection, batch=2) == 0  # what is indexed is not indexed twice
     assert table_rows(db) == written
+    with db.session() as session:  # the names a viewer's scope is matched against
+        assert list(session.scalars(select(SearchRepository.name))) == ["acme/web"]
     (entry,) = search_deployments(db, DeploymentQuery(ticket="PAY-2"), EVERYTHING)  # the entries themselves
     assert entry.deployment_id == 1002 and entry.kind == "deployment_decision"
     assert len(written["search_commits"]) == 6 and len(written["search_versions"]) == 5

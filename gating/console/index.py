@@ -14,10 +14,19 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gating.ledger import LedgerEntryView, chain
-from gating.models import LedgerEntry, SearchCommit, SearchDeployment, SearchPerson, SearchTicket, SearchVersion
+from gating.models import (
+    LedgerEntry,
+    SearchCommit,
+    SearchDeployment,
+    SearchPerson,
+    SearchRepository,
+    SearchTicket,
+    SearchVersion,
+)
 
 KIND = "deployment_decision"
 ROLES = ("requester", "approver", "author", "committer")
@@ -190,6 +199,16 @@ def index_entry(session: Session, entry: LedgerEntryView, evidence: Mapping[str,
         return
     for table, rows in statements([rows_of(entry, evidence)]):
         session.execute(insert(table), rows)
+    if entry.repository:
+        session.execute(add_repositories(session.get_bind().dialect.name), [{"name": entry.repository}])
+
+
+def add_repositories(dialect: str) -> Any:
+    """An INSERT into search_repositories that skips names already there: two workers deciding deployments of one
+    new repository at once must both succeed."""
+    if dialect == "postgresql":
+        return postgresql.insert(SearchRepository).on_conflict_do_nothing()
+    return sqlite.insert(SearchRepository).on_conflict_do_nothing()
 
 
 def backfill(connection: Connection, *, batch: int = 500) -> int:
@@ -216,6 +235,7 @@ def backfill(connection: Connection, *, batch: int = 500) -> int:
             .limit(batch)
         ).all()
         if not found:
+            _backfill_repositories(connection)
             return done
         batch_rows = []
         for row in found:
@@ -240,3 +260,10 @@ def backfill(connection: Connection, *, batch: int = 500) -> int:
             connection.execute(insert(table), rows)
         done += len(found)
         after = found[-1].sequence
+
+
+def _backfill_repositories(connection: Connection) -> None:
+    """The repositories of what is indexed, from the index (one name each, however many decisions)."""
+    known = select(SearchRepository.name).where(SearchRepository.name == SearchDeployment.repository).exists()
+    names = select(SearchDeployment.repository).where(SearchDeployment.repository.is_not(None), ~known).distinct()
+    connection.execute(insert(SearchRepository).from_select(["name"], names))

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.orm import Session
 
 from gating.console.scope import Scope
 from gating.db import Database
@@ -23,6 +24,7 @@ from gating.models import (
     SearchCommit,
     SearchDeployment,
     SearchPerson,
+    SearchRepository,
     SearchTicket,
     SearchVersion,
 )
@@ -219,10 +221,29 @@ def _indexed(query: DeploymentQuery) -> list[Select[Any]]:
     return found
 
 
-def search_conditions(query: DeploymentQuery, scope: Scope) -> list[ColumnElement[bool]]:
-    """The WHERE clauses of a search of the index within `scope` (the viewer's repositories, always applied)."""
+def visible_repositories(session: Session, scope: Scope) -> list[str] | None:
+    """The repositories with decisions that `scope` admits; None when it admits every one."""
+    if scope.everything:
+        return None
+    return [name for name in session.scalars(select(SearchRepository.name)) if scope.allows(name)]
+
+
+def _scoped(scope: Scope, repositories: list[str] | None) -> list[ColumnElement[bool]]:
     row = SearchDeployment
     conditions = [scope.clause(row.repository)]
+    if repositories is not None:
+        # The same scope as names: the repository index finds their rows, where the patterns would test each row.
+        conditions.append(row.repository.in_(repositories))
+    return conditions
+
+
+def search_conditions(
+    query: DeploymentQuery, scope: Scope, repositories: list[str] | None = None
+) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of a search of the index within `scope` (the viewer's repositories, always applied;
+    `repositories`: the names it admits, from `visible_repositories`, to let the index do the work)."""
+    row = SearchDeployment
+    conditions = _scoped(scope, repositories)
     for column, value in (
         (row.repository, query.repo),
         (row.environment, query.environment),
@@ -316,15 +337,15 @@ def listed(row: SearchDeployment, matched: list[str] | None = None) -> dict[str,
 def search_page(db: Database, query: DeploymentQuery, scope: Scope) -> SearchPage:
     """The page `query.page` of deployment decisions in `scope` matching `query`, newest first, with the total."""
     per_page = query.limit or DEFAULT_LIMIT
-    conditions = search_conditions(query, scope)
-    statement = (
-        select(SearchDeployment)
-        .where(*conditions)
-        .order_by(SearchDeployment.sequence.desc())
-        .limit(per_page)
-        .offset((query.page - 1) * per_page)
-    )
     with db.session() as session:
+        conditions = search_conditions(query, scope, visible_repositories(session, scope))
+        statement = (
+            select(SearchDeployment)
+            .where(*conditions)
+            .order_by(SearchDeployment.sequence.desc())
+            .limit(per_page)
+            .offset((query.page - 1) * per_page)
+        )
         rows = list(session.scalars(statement))
         total = int(session.scalar(select(func.count()).select_from(SearchDeployment).where(*conditions)) or 0)
         matched: dict[int, list[str]] = {}
@@ -377,11 +398,12 @@ def timeline(
     """What reached each environment, when: the latest deployments let through (approved or emergency) per
     environment, newest first; environments in the order they were last deployed to."""
     row = SearchDeployment
-    shipped = [scope.clause(row.repository), row.decision.in_(SHIPPED), row.environment.is_not(None)]
-    if repo is not None:
-        shipped.append(row.repository == repo)
     found: list[dict[str, Any]] = []
     with db.session() as session:
+        shipped = [*_scoped(scope, visible_repositories(session, scope)), row.decision.in_(SHIPPED)]
+        shipped.append(row.environment.is_not(None))
+        if repo is not None:
+            shipped.append(row.repository == repo)
         # The environments of the latest few hundred: bounded, where a DISTINCT would read the whole index.
         recent = session.scalars(select(row.environment).where(*shipped).order_by(row.sequence.desc()).limit(500))
         names = list(dict.fromkeys(recent))[:environments]

@@ -63,6 +63,8 @@ def upgrade() -> None:
     )
     op.create_index("ix_search_versions_version", "search_versions", ["version", "sequence"])
 
+    op.create_table("search_repositories", sa.Column("name", sa.String(200), primary_key=True))
+
     # The entries already recorded, read and indexed a batch at a time: a large ledger is never held in memory.
     # The rows are built by the same code as at append time, so old and new entries are found alike.
     from gating.console.index import backfill
@@ -71,5 +73,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("search_versions", "search_people", "search_tickets", "search_commits", "search_deployments"):
+    for table in (
+        "search_repositories",
+        "search_versions",
+        "search_people",
+        "search_tickets",
+        "search_commits",
+        "search_deployments",
+    ):
         op.drop_table(table)
