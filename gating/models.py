@@ -267,7 +267,10 @@ class SearchDeployment(Base):
         Index("ix_search_deployments_recorded_at", "recorded_at"),
     )
 
-    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # On SQLite an INTEGER primary key is the rowid: a search's rows are found by sequence in one lookup, not two.
+    sequence: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
     entry_id: Mapped[int] = mapped_column(Integer, nullable=False)
     repository: Mapped[str | None] = mapped_column(String(200))
     environment: Mapped[str | None] = mapped_column(String(200))

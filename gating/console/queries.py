@@ -243,7 +243,10 @@ def search_conditions(
     """The WHERE clauses of a search of the index within `scope` (the viewer's repositories, always applied;
     `repositories`: the names it admits, from `visible_repositories`, to let the index do the work)."""
     row = SearchDeployment
-    conditions = _scoped(scope, repositories)
+    indexed = _indexed(query)
+    # A commit, ticket, person or version already selects few rows, which the scope's patterns then test; the names
+    # would make the database look each of those rows up once per name instead.
+    conditions = _scoped(scope, repositories if not indexed and query.repo is None else None)
     for column, value in (
         (row.repository, query.repo),
         (row.environment, query.environment),
@@ -255,7 +258,7 @@ def search_conditions(
         conditions.append(row.recorded_at >= query.since)
     if query.until is not None:
         conditions.append(row.recorded_at < query.until)
-    conditions.extend(row.sequence.in_(selected) for selected in _indexed(query))
+    conditions.extend(row.sequence.in_(selected) for selected in indexed)
     return conditions
 
 

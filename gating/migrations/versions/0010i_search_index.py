@@ -19,7 +19,10 @@ _HEX = sa.String(64).with_variant(sa.String(64, collation="C"), "postgresql")
 def upgrade() -> None:
     op.create_table(
         "search_deployments",
-        sa.Column("sequence", sa.BigInteger, primary_key=True, autoincrement=False),
+        # On SQLite an INTEGER primary key is the rowid: rows are found by sequence in one lookup, not two.
+        sa.Column(
+            "sequence", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False
+        ),
         sa.Column("entry_id", sa.Integer, nullable=False),
         sa.Column("repository", sa.String(200)),
         sa.Column("environment", sa.String(200)),
