@@ -24,6 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -296,7 +297,9 @@ def run(url: str | None, count: int, reset: bool, samples: int, dossier_samples:
     )  # fmt: skip
     app = create_app(settings)
     services = app.extensions["countersign"]
-    token = create_token(services.db, "bench", datetime.now(UTC))
+    token = create_token(
+        services.db, f"bench-{uuid.uuid4().hex[:8]}", datetime.now(UTC)
+    )  # a reused database keeps its tokens
     client = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
 
