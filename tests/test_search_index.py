@@ -3,6 +3,7 @@ a time), a retention purge deletes the index rows of what it purges, and odd evi
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -85,7 +86,8 @@ def record(ledger: Ledger, n: int, *, indexed: bool = True) -> None:
 
 
 def client(settings: Settings) -> tuple[FlaskClient, dict[str, str]]:
-    app = create_app(settings)
+    # No worker: one left polling would outlive the test and claim the next test's deliveries.
+    app = create_app(dataclasses.replace(settings, embedded_worker=False))
     token = create_token(app.extensions["countersign"].db, "auditor", datetime.now(UTC))
     return app.test_client(), {"Authorization": f"Bearer {token}"}
 
