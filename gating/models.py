@@ -1,5 +1,5 @@
 """Database tables: deliveries (and the job queue), PR and check-run records, ticket changes, the ledger, API tokens,
-legal holds, periodic runs, console sessions and the cached ledger verification."""
+legal holds, periodic runs, console sessions, the cached ledger verification and the console's search index."""
 
 from __future__ import annotations
 
@@ -299,3 +299,99 @@ class LedgerVerification(Base):
     full_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     full_verified_sequence: Mapped[int | None] = mapped_column(BigInteger)  # the head the full verification reached
     full_ok: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class SearchDeployment(Base):
+    """One deployment decision as the console lists it, copied out of its ledger entry when it is appended.
+
+    The console's search reads only these narrow `search_*` tables, never the entries' payloads: a search over a
+    million decisions stays an index lookup. Each row is keyed by its entry's ledger sequence, so a retention purge
+    deletes the rows of what it purges in the same transaction (`LEDGER_DERIVED`).
+    """
+
+    __tablename__ = "search_deployments"
+    __table_args__ = (
+        UniqueConstraint("entry_id", name="uq_search_deployments_entry"),
+        # Every search is ordered newest first: each filter column leads an index that ends in the sequence.
+        Index("ix_search_deployments_repository", "repository", "sequence"),
+        Index("ix_search_deployments_environment", "environment", "sequence"),
+        Index("ix_search_deployments_decision", "decision", "sequence"),
+        Index("ix_search_deployments_recorded_at", "recorded_at"),
+    )
+
+    # On SQLite an INTEGER primary key is the rowid: a search's rows are found by sequence in one lookup, not two.
+    sequence: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+    entry_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    repository: Mapped[str | None] = mapped_column(String(200))
+    environment: Mapped[str | None] = mapped_column(String(200))
+    deployment_id: Mapped[int | None] = mapped_column(BigInteger)
+    sha: Mapped[str | None] = mapped_column(String(64))
+    decision: Mapped[str | None] = mapped_column(String(30))
+    ref: Mapped[str | None] = mapped_column(String(300))
+    requester: Mapped[str | None] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    tickets: Mapped[str] = mapped_column(Text, nullable=False, default="")  # space-separated keys, as listed
+    commit_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+# Hexadecimal SHAs compare byte by byte on PostgreSQL too, whatever the database's collation: a prefix search is
+# a range scan of the index (`sha BETWEEN prefix AND prefix + 'fff…'`).
+_HEX = String(64).with_variant(String(64, collation="C"), "postgresql")
+
+
+class SearchCommit(Base):
+    """A commit inside a deployed release (every commit of the range, and the deployed SHA), lower-case."""
+
+    __tablename__ = "search_commits"
+    __table_args__ = (Index("ix_search_commits_sha", "sha", "sequence"),)
+
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    sha: Mapped[str] = mapped_column(_HEX, primary_key=True)
+
+
+class SearchTicket(Base):
+    """A Jira ticket of a deployment decision, upper-case."""
+
+    __tablename__ = "search_tickets"
+    __table_args__ = (Index("ix_search_tickets_key", "ticket_key", "sequence"),)
+
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    ticket_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+
+
+class SearchPerson(Base):
+    """Someone a deployment decision names, in a role (requester, approver, author, committer), by each of their
+    identifiers (login, name, e-mail, Jira accountId), lower-case."""
+
+    __tablename__ = "search_people"
+    __table_args__ = (Index("ix_search_people_identity", "identity", "role", "sequence"),)
+
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    role: Mapped[str] = mapped_column(String(20), primary_key=True)
+    identity: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+class SearchVersion(Base):
+    """What was deployed by name: the ref as GitHub gave it and its short form (`refs/tags/v1.2` and `v1.2`)."""
+
+    __tablename__ = "search_versions"
+    __table_args__ = (Index("ix_search_versions_version", "version", "sequence"),)
+
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    version: Mapped[str] = mapped_column(String(300), primary_key=True)
+
+
+class SearchRepository(Base):
+    """Every repository a deployment decision was recorded for: a viewer's scope (patterns such as `acme/*`) becomes
+    the list of names it admits, which the repository index can look up, where a pattern would test every row."""
+
+    __tablename__ = "search_repositories"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+# Tables whose rows are derived from ledger entries and keyed by their `sequence`: whatever deletes entries (the
+# retention purge) deletes these rows with them, in the same transaction.
+LEDGER_DERIVED = (SearchDeployment, SearchCommit, SearchTicket, SearchPerson, SearchVersion)

@@ -7,8 +7,8 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 
 from gating.console.auth import require_token
-from gating.console.dossiers import load_dossier, summary
-from gating.console.queries import BadParameter, DeploymentQuery, emergency_listing, search_deployments
+from gating.console.dossiers import load_dossier
+from gating.console.queries import BadParameter, DeploymentQuery, emergency_listing, search_page
 from gating.console.scope import current_scope
 from gating.ledger import Ledger
 from gating.ledger.verification import verify_in_full
@@ -52,14 +52,22 @@ def _error(status: int, message: str, **extra: Any) -> Any:
 @bp.get("/deployments")
 @require_token
 def deployments() -> Any:
-    """Deployment decisions in the ledger, newest first: repo, environment, ticket, sha (prefix), since, until,
-    decision, limit (default 50, at most 500)."""
+    """Deployment decisions in the ledger, newest first, a page at a time: repo, environment, ticket, sha (a commit
+    anywhere in the release, 7+ hex characters), requester, approver, author, version, since, until, decision;
+    page (from 1) and per_page (default 50, at most 500; `limit` is the same). The README lists them."""
     try:
         query = DeploymentQuery.from_args(request.args)
     except BadParameter as exc:
         return _error(400, str(exc), parameter=exc.name)
-    entries = search_deployments(current_ledger().db, query, current_scope())
-    return jsonify(deployments=[summary(entry) for entry in entries])
+    found = search_page(current_ledger().db, query, current_scope())
+    return jsonify(
+        deployments=found.deployments,
+        total=found.total,
+        page=found.page,
+        per_page=found.per_page,
+        pages=found.pages,
+        links=found.links(request.path),
+    )
 
 
 @bp.get("/deployments/<entry_id>")

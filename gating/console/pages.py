@@ -6,6 +6,7 @@ HTTP Basic; either sees only the repositories it is allowed.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, current_app, request
@@ -13,14 +14,18 @@ from flask import Blueprint, current_app, request
 from gating.console.api import dossier_by_id
 from gating.console.auth import require_viewer
 from gating.console.dossier_view import Links
-from gating.console.dossiers import summary
-from gating.console.queries import BadParameter, DeploymentQuery, emergency_listing, search_deployments
+from gating.console.queries import (
+    BadParameter,
+    DeploymentQuery,
+    emergency_listing,
+    search_page,
+    timeline,
+)
 from gating.console.rendering import render_dashboard, render_dossier, render_message
 from gating.console.scope import current_scope
+from gating.ledger.verification import ledger_state
 
 bp = Blueprint("console", __name__)
-
-FILTERS = ("repo", "environment", "ticket", "sha", "decision")
 
 
 def _html(body: str, status: int = 200) -> Any:
@@ -36,17 +41,36 @@ def _html(body: str, status: int = 200) -> Any:
 @bp.get("/")
 @require_viewer
 def dashboard() -> Any:
-    filters = {name: request.args[name].strip() for name in FILTERS if (request.args.get(name) or "").strip()}
+    """Recent decisions with the search form, paging, the per-environment timeline, open emergency changes and
+    the ledger's state. A search the console cannot understand is a 400 that says why, the form as it was sent."""
+    # As sent, so that the form shows what was asked even when it is refused.
+    filters = {name: value.strip() for name, value in request.args.items() if value.strip()}
     services = current_app.extensions["countersign"]
+    scope = current_scope()
     error = None
     status = 200
+    found = None
     try:
-        query = DeploymentQuery.from_args(filters)
-        deployments = [summary(entry) for entry in search_deployments(services.db, query, current_scope())]
+        query = DeploymentQuery.from_args(request.args)
+        found = search_page(services.db, query, scope)
     except BadParameter as exc:
-        error, status, deployments = str(exc), 400, []
-    emergencies = emergency_listing(services.db, services.clock(), current_scope())
-    return _html(render_dashboard(deployments, emergencies, filters, error), status)
+        error, status = str(exc), 400
+    emergencies = emergency_listing(services.db, services.clock(), scope)
+    shipped = timeline(services.db, scope, repo=found.query.repo if found is not None else None)
+    checkpoints = services.settings.checkpoint_dir
+    state = ledger_state(services.ledger, checkpoint_dir=Path(checkpoints) if checkpoints else None)
+    page = None
+    if found is not None:
+        page = {
+            "total": found.total,
+            "page": found.page,
+            "pages": found.pages,
+            "per_page": found.per_page,
+            "links": found.links(request.path),
+        }
+    deployments = found.deployments if found is not None else []
+    body = render_dashboard(deployments, emergencies, filters, error, page=page, timeline=shipped, ledger_state=state)
+    return _html(body, status)
 
 
 @bp.get("/deployments/<entry_id>")

@@ -1,4 +1,5 @@
-"""What the console reads from the database: deployment decisions by search, open emergency changes."""
+"""What the console reads from the database: deployment decisions by search (of the `search_*` index tables,
+see gating.console.index), the per-environment timeline, the ledger's state, open emergency changes."""
 
 from __future__ import annotations
 
@@ -7,20 +8,52 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.orm import Session
 
 from gating.console.scope import Scope
 from gating.db import Database
-from gating.ledger import LedgerEntryView
-from gating.models import Emergency, LedgerEntry
+from gating.ledger import LedgerEntryView, chain
+from gating.models import (
+    Emergency,
+    LedgerEntry,
+    SearchCommit,
+    SearchDeployment,
+    SearchPerson,
+    SearchRepository,
+    SearchTicket,
+    SearchVersion,
+)
 from gating.policy.emergency import is_overdue
 
 KIND = "deployment_decision"
 DECISIONS = ("approved", "rejected", "emergency")
+SHIPPED = ("approved", "emergency")  # decisions that let a deployment go ahead
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-_SHA = re.compile(r"^[0-9a-fA-F]{1,64}$")
+MIN_SHA_PREFIX = 7
+# Every parameter a search takes; anything else is refused, so a misspelt filter never silently shows everything.
+PARAMETERS = (
+    "repo",
+    "environment",
+    "ticket",
+    "sha",
+    "requester",
+    "approver",
+    "author",
+    "version",
+    "since",
+    "until",
+    "decision",
+    "page",
+    "per_page",
+    "limit",
+)
+_SHA = re.compile(r"^[0-9a-fA-F]+$")
+_TICKET = re.compile(r"^[A-Za-z][A-Za-z0-9_]+-[0-9]+$")
+_LONGEST = {"repo": 200, "environment": 200, "requester": 200, "approver": 200, "author": 200, "version": 300}
 
 
 def iso(value: datetime | None) -> str | None:
@@ -39,6 +72,9 @@ class BadParameter(ValueError):
 
 @dataclass(frozen=True)
 class DeploymentQuery:
+    """A search: every filter given must match. `sha` is a commit anywhere inside the release (7 or more hex
+    characters, a prefix); `ticket` a whole key; people and versions match without regard to case."""
+
     repo: str | None = None
     environment: str | None = None
     ticket: str | None = None
@@ -46,33 +82,53 @@ class DeploymentQuery:
     since: datetime | None = None
     until: datetime | None = None
     decision: str | None = None
-    limit: int | None = DEFAULT_LIMIT
+    limit: int | None = DEFAULT_LIMIT  # the page size; None: no limit (streaming exports)
+    requester: str | None = None
+    approver: str | None = None
+    author: str | None = None  # an author or committer of a commit in the release
+    version: str | None = None  # the deployed ref: `v1.2.0`, `refs/tags/v1.2.0`, `main`
+    page: int = 1
 
     @classmethod
     def from_args(cls, args: Mapping[str, str], *, max_limit: int | None = MAX_LIMIT) -> DeploymentQuery:
-        """From query-string style arguments; blank values are ignored. Raises BadParameter."""
+        """From query-string style arguments; blank values are ignored. Raises BadParameter for an unknown
+        parameter, one given twice, or a value that cannot be understood."""
+        unknown = sorted(set(args) - set(PARAMETERS))
+        if unknown:
+            raise BadParameter(unknown[0], f"unknown parameter; the search takes {', '.join(PARAMETERS)}")
+        getlist = getattr(args, "getlist", None)
+        if getlist is not None:
+            for name in args:
+                if len(getlist(name)) > 1:
+                    raise BadParameter(name, "given more than once; give it once")
 
         def text(name: str) -> str | None:
             value = (args.get(name) or "").strip()
+            if value and len(value) > _LONGEST.get(name, 200):
+                raise BadParameter(name, f"longer than {_LONGEST.get(name, 200)} characters")
             return value or None
 
-        decision = text("decision")
-        if decision is not None:
-            decision = decision.lower()
-            if decision not in DECISIONS:
-                raise BadParameter("decision", f"{decision!r} is not one of {', '.join(DECISIONS)}")
+        def lower(name: str) -> str | None:
+            value = text(name)
+            return value.lower() if value else None
+
+        decision = lower("decision")
+        if decision is not None and decision not in DECISIONS:
+            raise BadParameter("decision", f"{decision!r} is not one of {', '.join(DECISIONS)}")
         sha = text("sha")
-        if sha is not None and not _SHA.match(sha):
-            raise BadParameter("sha", f"{sha!r} is not a hexadecimal commit SHA or prefix")
-        limit: int | None = DEFAULT_LIMIT
-        raw_limit = text("limit")
-        if raw_limit is not None:
-            try:
-                limit = int(raw_limit)
-            except ValueError:
-                raise BadParameter("limit", f"{raw_limit!r} is not an integer") from None
-            if limit < 1 or (max_limit is not None and limit > max_limit):
-                raise BadParameter("limit", f"must be between 1 and {max_limit}")
+        if sha is not None:
+            if not _SHA.match(sha) or len(sha) > 64:
+                raise BadParameter("sha", f"{sha!r} is not a hexadecimal commit SHA or prefix")
+            if len(sha) < MIN_SHA_PREFIX:
+                raise BadParameter(
+                    "sha", f"{sha!r} is too short: give at least {MIN_SHA_PREFIX} hexadecimal characters"
+                )
+        ticket = text("ticket")
+        if ticket is not None and not _TICKET.match(ticket):
+            raise BadParameter("ticket", f"{ticket!r} is not a Jira key such as PAY-123")
+        limit = _count(args, "per_page", DEFAULT_LIMIT, max_limit)
+        if "per_page" not in args or not (args.get("per_page") or "").strip():
+            limit = _count(args, "limit", DEFAULT_LIMIT, max_limit)  # the name the API first had
         since = parse_when(text("since"), "since")
         until = parse_when(text("until"), "until", end_of_day=True)
         if since is not None and until is not None and until <= since:
@@ -80,13 +136,42 @@ class DeploymentQuery:
         return cls(
             repo=text("repo"),
             environment=text("environment"),
-            ticket=text("ticket"),
+            ticket=ticket.upper() if ticket else None,
             sha=sha.lower() if sha else None,
             since=since,
             until=until,
             decision=decision,
             limit=limit,
+            requester=lower("requester"),
+            approver=lower("approver"),
+            author=lower("author"),
+            version=lower("version"),
+            page=_count(args, "page", 1, None) or 1,
         )
+
+    def filters(self) -> dict[str, str]:
+        """The query's filters as query-string values (for links to other pages of the same search)."""
+        found = {
+            name: getattr(self, name)
+            for name in ("repo", "environment", "ticket", "sha", "requester", "approver", "author", "version")
+        }
+        found["decision"] = self.decision
+        found["since"] = iso(self.since)
+        found["until"] = iso(self.until)
+        return {name: value for name, value in found.items() if value is not None}
+
+
+def _count(args: Mapping[str, str], name: str, default: int, most: int | None) -> int:
+    raw = (args.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadParameter(name, f"{raw!r} is not an integer") from None
+    if value < 1 or (most is not None and value > most):
+        raise BadParameter(name, f"must be between 1 and {most}" if most is not None else "must be 1 or more")
+    return value
 
 
 def parse_when(value: str | None, name: str, *, end_of_day: bool = False) -> datetime | None:
@@ -107,8 +192,76 @@ def parse_when(value: str | None, name: str, *, end_of_day: bool = False) -> dat
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
+def _sha_condition(prefix: str) -> ColumnElement[bool]:
+    if len(prefix) in (40, 64):
+        return SearchCommit.sha == prefix
+    # Every SHA with this prefix sorts between the prefix and the prefix padded with f: a range of the index.
+    return SearchCommit.sha.between(prefix, prefix + "f" * (64 - len(prefix)))
+
+
+def _indexed(query: DeploymentQuery) -> list[Select[Any]]:
+    """The sequences of the entries each index filter selects."""
+    found: list[Select[Any]] = []
+    if query.ticket is not None:
+        found.append(select(SearchTicket.sequence).where(SearchTicket.ticket_key == query.ticket))
+    if query.sha is not None:
+        found.append(select(SearchCommit.sequence).where(_sha_condition(query.sha)))
+    for roles, value in (
+        (("requester",), query.requester),
+        (("approver",), query.approver),
+        (("author", "committer"), query.author),
+    ):
+        if value is not None:
+            role = SearchPerson.role == roles[0] if len(roles) == 1 else SearchPerson.role.in_(roles)
+            found.append(select(SearchPerson.sequence).where(SearchPerson.identity == value, role))
+    if query.version is not None:
+        found.append(select(SearchVersion.sequence).where(SearchVersion.version == query.version))
+    return found
+
+
+def visible_repositories(session: Session, scope: Scope) -> list[str] | None:
+    """The repositories with decisions that `scope` admits; None when it admits every one."""
+    if scope.everything:
+        return None
+    return [name for name in session.scalars(select(SearchRepository.name)) if scope.allows(name)]
+
+
+def _scoped(scope: Scope, repositories: list[str] | None) -> list[ColumnElement[bool]]:
+    row = SearchDeployment
+    conditions = [scope.clause(row.repository)]
+    if repositories is not None:
+        # The same scope as names: the repository index finds their rows, where the patterns would test each row.
+        conditions.append(row.repository.in_(repositories))
+    return conditions
+
+
+def search_conditions(
+    query: DeploymentQuery, scope: Scope, repositories: list[str] | None = None
+) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of a search of the index within `scope` (the viewer's repositories, always applied;
+    `repositories`: the names it admits, from `visible_repositories`, to let the index do the work)."""
+    row = SearchDeployment
+    indexed = _indexed(query)
+    # A commit, ticket, person or version already selects few rows, which the scope's patterns then test; the names
+    # would make the database look each of those rows up once per name instead.
+    conditions = _scoped(scope, repositories if not indexed and query.repo is None else None)
+    for column, value in (
+        (row.repository, query.repo),
+        (row.environment, query.environment),
+        (row.decision, query.decision),
+    ):
+        if value is not None:
+            conditions.append(column == value)
+    if query.since is not None:
+        conditions.append(row.recorded_at >= query.since)
+    if query.until is not None:
+        conditions.append(row.recorded_at < query.until)
+    conditions.extend(row.sequence.in_(selected) for selected in indexed)
+    return conditions
+
+
 def deployment_conditions(query: DeploymentQuery, scope: Scope) -> list[ColumnElement[bool]]:
-    """The WHERE clauses of a search within `scope`: `sha` matches as a prefix; `ticket` as a whole key."""
+    """The same search as WHERE clauses on `ledger_entries` (exports stream the entries themselves)."""
     conditions = [LedgerEntry.kind == KIND, scope.clause(LedgerEntry.repository)]
     if query.repo is not None:
         conditions.append(LedgerEntry.repository == query.repo)
@@ -116,24 +269,102 @@ def deployment_conditions(query: DeploymentQuery, scope: Scope) -> list[ColumnEl
         conditions.append(LedgerEntry.environment == query.environment)
     if query.decision is not None:
         conditions.append(LedgerEntry.decision == query.decision)
-    if query.sha is not None:
-        conditions.append(LedgerEntry.sha.like(f"{query.sha}%"))
     if query.since is not None:
         conditions.append(LedgerEntry.created_at >= query.since)
     if query.until is not None:
         conditions.append(LedgerEntry.created_at < query.until)
-    if query.ticket is not None:
-        escaped = query.ticket.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append(LedgerEntry.payload.like(f'%"{escaped}"%', escape="\\"))
+    conditions.extend(LedgerEntry.sequence.in_(selected) for selected in _indexed(query))
     return conditions
 
 
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of a search: its deployments (newest first), how many match in all, and where the others are."""
+
+    deployments: list[dict[str, Any]]
+    total: int
+    page: int
+    per_page: int
+    query: DeploymentQuery
+
+    def link(self, path: str, page: int) -> str:
+        """`path` with this search's filters, at `page`."""
+        return f"{path}?{urlencode(self.query.filters() | {'page': str(page), 'per_page': str(self.per_page)})}"
+
+    def links(self, path: str) -> dict[str, str | None]:
+        return {
+            "self": self.link(path, self.page),
+            "first": self.link(path, 1),
+            "prev": self.link(path, self.page - 1) if self.has_prev else None,
+            "next": self.link(path, self.page + 1) if self.has_next else None,
+            "last": self.link(path, self.pages),
+        }
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+
+def listed(row: SearchDeployment, matched: list[str] | None = None) -> dict[str, Any]:
+    """A decision as a search lists it: the keys of `dossiers.summary`, read from the index alone."""
+    found: dict[str, Any] = {
+        "id": row.entry_id,
+        "recorded_at": chain.format_time(row.recorded_at),
+        "repository": row.repository,
+        "environment": row.environment,
+        "deployment_id": row.deployment_id,
+        "sha": row.sha,
+        "decision": row.decision,
+        "ref": row.ref,
+        "requester": row.requester,
+        "tickets": row.tickets.split(),
+        "commit_count": row.commit_count,
+        "links": {"self": f"/api/v1/deployments/{row.entry_id}", "page": f"/deployments/{row.entry_id}"},
+    }
+    if matched is not None:
+        # "When did this change ship?": which of the release's commits the SHA searched for names.
+        found["matched_commits"] = matched
+    return found
+
+
+def search_page(db: Database, query: DeploymentQuery, scope: Scope) -> SearchPage:
+    """The page `query.page` of deployment decisions in `scope` matching `query`, newest first, with the total."""
+    per_page = query.limit or DEFAULT_LIMIT
+    with db.session() as session:
+        conditions = search_conditions(query, scope, visible_repositories(session, scope))
+        statement = (
+            select(SearchDeployment)
+            .where(*conditions)
+            .order_by(SearchDeployment.sequence.desc())
+            .limit(per_page)
+            .offset((query.page - 1) * per_page)
+        )
+        rows = list(session.scalars(statement))
+        total = int(session.scalar(select(func.count()).select_from(SearchDeployment).where(*conditions)) or 0)
+        matched: dict[int, list[str]] = {}
+        if query.sha is not None and rows:
+            for sequence, sha in session.execute(
+                select(SearchCommit.sequence, SearchCommit.sha)
+                .where(SearchCommit.sequence.in_([r.sequence for r in rows]), _sha_condition(query.sha))
+                .order_by(SearchCommit.sha)
+            ):
+                matched.setdefault(sequence, []).append(sha)
+    deployments = [listed(row, matched.get(row.sequence, []) if query.sha is not None else None) for row in rows]
+    return SearchPage(deployments, total, query.page, per_page, query)
+
+
 def search_deployments(db: Database, query: DeploymentQuery, scope: Scope) -> list[LedgerEntryView]:
-    """Deployment decisions in `scope` matching `query`, newest first. `sha` matches as a prefix; `ticket` as a
-    whole key."""
-    statement = select(LedgerEntry).where(*deployment_conditions(query, scope)).order_by(LedgerEntry.sequence.desc())
-    if query.limit is not None:
-        statement = statement.limit(query.limit)
+    """The entries of `search_page`'s page, newest first, for callers that want the entries themselves."""
+    ids = [d["id"] for d in search_page(db, query, scope).deployments]
+    statement = select(LedgerEntry).where(LedgerEntry.id.in_(ids)).order_by(LedgerEntry.sequence.desc())
     with db.session() as session:
         return [LedgerEntryView.of(row) for row in session.scalars(statement)]
 
@@ -160,6 +391,32 @@ def stream_deployments(
         if len(views) < chunk:
             return
         after = views[-1].sequence
+
+
+def timeline(
+    db: Database, scope: Scope, *, repo: str | None = None, per_environment: int = 10, environments: int = 8
+) -> list[dict[str, Any]]:
+    """What reached each environment, when: the latest deployments let through (approved or emergency) per
+    environment, newest first; environments in the order they were last deployed to."""
+    row = SearchDeployment
+    found: list[dict[str, Any]] = []
+    with db.session() as session:
+        shipped = [*_scoped(scope, visible_repositories(session, scope)), row.decision.in_(SHIPPED)]
+        shipped.append(row.environment.is_not(None))
+        if repo is not None:
+            shipped.append(row.repository == repo)
+        # The environments of the latest few hundred: bounded, where a DISTINCT would read the whole index.
+        recent = session.scalars(select(row.environment).where(*shipped).order_by(row.sequence.desc()).limit(500))
+        names = list(dict.fromkeys(recent))[:environments]
+        for name in names:
+            rows = session.scalars(
+                select(row)
+                .where(*shipped, row.environment == name)
+                .order_by(row.sequence.desc())
+                .limit(per_environment)
+            )
+            found.append({"environment": name, "deployments": [listed(r) for r in rows]})
+    return found
 
 
 def emergency_listing(

@@ -12,7 +12,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from gating.console.dossier_view import Links, dossier_view
 from gating.console.queries import DECISIONS
-from gating.console.wording import parse_time
+from gating.console.wording import parse_time, utc
 from gating.ledger.encoding import displayable
 from gating.policy.answers import QUESTIONS
 
@@ -40,6 +40,7 @@ def templates() -> Environment:
             lstrip_blocks=True,
         )
         env.filters["short"] = lambda sha: (sha or "")[:7]
+        env.filters["utc"] = utc  # times to the second, in UTC, whatever precision they were recorded with
         env.globals.update(viewer=viewer, csrf_token=csrf_token)
         _environment = env
     return _environment
@@ -99,8 +100,15 @@ def render_dashboard(
     emergencies: Iterable[Mapping[str, Any]],
     filters: Mapping[str, str],
     error: str | None = None,
+    *,
+    page: Mapping[str, Any] | None = None,
+    timeline: Iterable[Mapping[str, Any]] = (),
+    ledger_state: Mapping[str, Any] | None = None,
 ) -> str:
-    return (
+    """The dashboard. `page`: total, page, pages, per_page and links of the search; `timeline`: per environment,
+    its latest deployments let through; `ledger_state`: `gating.ledger.verification.ledger_state` (entries, head,
+    last_checkpoint, last_full_verification; each shown only when present)."""
+    return displayable(
         templates()
         .get_template("pages/dashboard.html")
         .render(
@@ -109,6 +117,9 @@ def render_dashboard(
             filters=filters,
             decisions=DECISIONS,
             error=error,
+            page=page,
+            timeline=list(timeline),
+            ledger=dict(ledger_state or {}),
         )
     )
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from gating import metrics
+from gating.console.index import index_entry
 from gating.deferral import Answered, RetryLater
 from gating.gates.commit_pulls import CommitPullCache
 from gating.gates.emergencies import stored_people
@@ -217,6 +218,7 @@ def _record_and_answer(
                 },
                 session=session,
             )
+            index_entry(session, entry, evidence)  # searchable from the moment the decision is
             dossier_url = f"{services.settings.public_url or ''}/deployments/{entry.id}"
             comment = render_deployment_comment(request.environment, sha, verdict, dossier_url, entry.id)
             row = DeploymentDecision(

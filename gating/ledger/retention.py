@@ -23,7 +23,7 @@ from gating.db import Database
 from gating.ledger import chain, purges
 from gating.ledger.purges import Retention
 from gating.ledger.store import Ledger, LedgerEntryView
-from gating.models import LedgerEntry, LegalHold
+from gating.models import LEDGER_DERIVED, LedgerEntry, LegalHold
 
 HOLD_KIND = "legal_hold"
 RELEASE_KIND = "legal_hold_released"
@@ -344,4 +344,6 @@ def _purge_run(
             part=part,
         )
         session.execute(delete(LedgerEntry).where(LedgerEntry.sequence.between(a, b)))
+        for derived in LEDGER_DERIVED:  # the search index of what is purged goes with it
+            session.execute(delete(derived).where(derived.sequence.between(a, b)))
         return ledger.append(purges.KIND, payload, index={}, session=session)
