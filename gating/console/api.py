@@ -60,14 +60,7 @@ def deployments() -> Any:
     except BadParameter as exc:
         return _error(400, str(exc), parameter=exc.name)
     found = search_page(current_ledger().db, query, current_scope())
-    return jsonify(
-        deployments=found.deployments,
-        total=found.total,
-        page=found.page,
-        per_page=found.per_page,
-        pages=found.pages,
-        links=found.links(request.path),
-    )
+    return jsonify(deployments=found.deployments, **found.paging(request.path))
 
 
 @bp.get("/deployments/<entry_id>")

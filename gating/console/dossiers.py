@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gating.console.queries import KIND, iso
+from gating.console.index import KIND
+from gating.console.queries import iso
 from gating.console.scope import Scope
 from gating.ledger import Ledger, LedgerEntryView, VerifyResult, entry_hash
 from gating.ledger.chain import signature_valid as check_signature

@@ -59,15 +59,7 @@ def dashboard() -> Any:
     shipped = timeline(services.db, scope, repo=found.query.repo if found is not None else None)
     checkpoints = services.settings.checkpoint_dir
     state = ledger_state(services.ledger, checkpoint_dir=Path(checkpoints) if checkpoints else None)
-    page = None
-    if found is not None:
-        page = {
-            "total": found.total,
-            "page": found.page,
-            "pages": found.pages,
-            "per_page": found.per_page,
-            "links": found.links(request.path),
-        }
+    page = found.paging(request.path) if found is not None else None
     deployments = found.deployments if found is not None else []
     body = render_dashboard(deployments, emergencies, filters, error, page=page, timeline=shipped, ledger_state=state)
     return _html(body, status)

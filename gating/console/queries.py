@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
+from gating.console.index import KIND
 from gating.console.scope import Scope
 from gating.db import Database
 from gating.ledger import LedgerEntryView, chain
@@ -28,7 +29,6 @@ from gating.models import (
 )
 from gating.policy.emergency import is_overdue
 
-KIND = "deployment_decision"
 DECISIONS = ("approved", "rejected", "emergency")
 SHIPPED = ("approved", "emergency")  # decisions that let a deployment go ahead
 DEFAULT_LIMIT = 50
@@ -290,6 +290,16 @@ class SearchPage:
     def link(self, path: str, page: int) -> str:
         """`path` with this search's filters, at `page`."""
         return f"{path}?{urlencode(self.query.filters() | {'page': str(page), 'per_page': str(self.per_page)})}"
+
+    def paging(self, path: str) -> dict[str, Any]:
+        """What the API answer and the dashboard say of the page: total, page, per_page, pages and links."""
+        return {
+            "total": self.total,
+            "page": self.page,
+            "per_page": self.per_page,
+            "pages": self.pages,
+            "links": self.links(path),
+        }
 
     def links(self, path: str) -> dict[str, str | None]:
         return {
