@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import string
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 import jwt
