@@ -170,6 +170,7 @@ class GitHubApp:
         over; after `token_wait_seconds` a process mints for itself whatever the claim says.
         """
         deadline = time.monotonic() + self.token_wait_seconds
+        waiting = False
         while True:
             found = self._adopted(installation_id, store)
             if found:
@@ -184,6 +185,9 @@ class GitHubApp:
                     _quietly(lambda: store.release(installation_id), default=None)
                     return found
                 return self._mint(installation_id, store, claimed=True)
+            if not waiting:
+                waiting = True
+                log.info("github.token_waiting", extra={"installation_id": installation_id})
             time.sleep(TOKEN_POLL_SECONDS)
 
     def _adopted(self, installation_id: int, store: TokenStore) -> str | None:

@@ -1,0 +1,228 @@
+"""Installation tokens shared through the database: two app instances on one database mint one token per
+installation, replace an expiring or revoked one once, and keep it encrypted with a key from the app's private key.
+
+Each instance is the whole app served over HTTP, with its own process cache and its own claim holder, as two
+processes are; deliveries go by hand to one or the other. The simulated GitHub counts the tokens it issued.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from conftest import ALICE, completed_check, wait_for
+from cryptography.fernet import Fernet
+from sqlalchemy import update
+
+from gating.app import create_app
+from gating.db import Database
+from gating.installation_tokens import SqlTokenStore, token_key
+from gating.models import InstallationToken
+from gating.services import Services, utcnow
+from gating.settings import Settings
+from jira_client.gateway import JiraGateway
+from simulators.github import GitHubSimulator, generate_app_key
+from simulators.http import ServerHandle, serve
+from simulators.jira import JiraSimulator
+
+INSTALLATION = 1  # the simulator's default installation for a repository
+
+
+@dataclass
+class Instance:
+    url: str
+    services: Services
+
+    @property
+    def github_webhook(self) -> str:
+        return f"{self.url}/webhooks/github"
+
+
+@dataclass
+class TwoApps:
+    a: Instance
+    b: Instance
+    github: GitHubSimulator
+    jira: JiraSimulator
+    settings: Settings
+    start: Any
+
+    def pr(self, repo: str, branch: str) -> tuple[dict[str, Any], str]:
+        """A PR whose ticket is approved, and the `opened` delivery GitHub would send for it."""
+        sha = self.github.add_commit(repo, branch, f"PAY-1 {branch}", author=ALICE)
+        number = self.github.open_pull_request(repo, head=branch, title=f"PAY-1: {branch}", author="alice")
+        return self.github.pull_request_payload(repo, number, "opened"), sha
+
+    def deliver(self, instance: Instance, payload: dict[str, Any]) -> None:
+        response = self.github.deliver("pull_request", payload, url=instance.github_webhook)
+        assert response.status_code == 202, response.text
+
+    def row(self) -> InstallationToken | None:
+        with self.a.services.db.session() as session:
+            row = session.get(InstallationToken, INSTALLATION)
+            if row is not None:
+                session.expunge(row)
+            return row
+
+    def shared_token(self) -> str | None:
+        found = SqlTokenStore(self.a.services.db, self.settings.github_private_key, utcnow).load(INSTALLATION)
+        return found[0] if found else None
+
+
+@pytest.fixture
+def two_apps(settings: Settings, github: GitHubSimulator, jira: JiraSimulator) -> Iterator[TwoApps]:
+    Database(settings.database_url).upgrade()
+    servers: list[ServerHandle] = []
+    started: list[Services] = []
+
+    def start() -> Instance:
+        gateway = JiraGateway(settings.jira_url, user=settings.jira_user, token=settings.jira_token, timeout=2.0)
+        app = create_app(settings, jira=gateway)
+        server = serve(app)
+        servers.append(server)
+        started.append(app.extensions["countersign"])
+        return Instance(server.url, app.extensions["countersign"])
+
+    github.webhook_url = None  # each delivery goes to the instance a test chooses
+    jira.add_ticket("PAY-1", status="In Review")
+    jira.transition("PAY-1", "Approved", by="acc-bob")
+    try:
+        yield TwoApps(start(), start(), github, jira, settings, start)
+    finally:
+        github.faults.reset()
+        for services in started:
+            services.processor.shutdown()
+        for server in servers:
+            server.stop()
+        for services in started:
+            services.db.dispose()
+
+
+def test_two_instances_missing_at_once_mint_one_token(
+    two_apps: TwoApps, repo: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gating.github_api.app")
+    first, first_sha = two_apps.pr(repo, "one")
+    second, second_sha = two_apps.pr(repo, "two")
+    # A's mint is held at GitHub until B has found A's claim and is waiting for A's token.
+    held = two_apps.github.faults.hold("/access_tokens", method="POST")
+    two_apps.deliver(two_apps.a, first)
+    assert held.caught.wait(15)
+    two_apps.deliver(two_apps.b, second)
+    wait_for(lambda: any(r.msg == "github.token_waiting" for r in caplog.records), message="B to wait for A's token")
+    held.release()
+
+    assert completed_check(two_apps.github, repo, first_sha)["conclusion"] == "success"
+    assert completed_check(two_apps.github, repo, second_sha)["conclusion"] == "success"
+    assert two_apps.github.tokens_minted(INSTALLATION) == 1
+    row = two_apps.row()
+    assert row is not None and row.claimed_until is None  # the claim ended with the token
+
+
+def test_the_stored_token_is_encrypted_with_a_key_from_the_app_key(two_apps: TwoApps, repo: str) -> None:
+    payload, sha = two_apps.pr(repo, "one")
+    two_apps.deliver(two_apps.a, payload)
+    completed_check(two_apps.github, repo, sha)
+    token = two_apps.a.services.github.installation_token(INSTALLATION)  # from A's cache: no second mint
+
+    row = two_apps.row()
+    assert row is not None and row.token_ciphertext and row.expires_at
+    assert token not in row.token_ciphertext
+    assert Fernet(token_key(two_apps.settings.github_private_key)).decrypt(row.token_ciphertext.encode()) == (
+        token.encode()
+    )
+    assert two_apps.github.tokens_minted(INSTALLATION) == 1
+
+
+def test_a_row_encrypted_with_another_app_key_is_ignored_and_replaced(two_apps: TwoApps, repo: str) -> None:
+    other_key = generate_app_key()[0]
+    SqlTokenStore(two_apps.a.services.db, other_key, utcnow).save(
+        INSTALLATION, "ghs_from_before_the_key_rotation", utcnow() + timedelta(minutes=50)
+    )
+    payload, sha = two_apps.pr(repo, "one")
+    two_apps.deliver(two_apps.a, payload)
+
+    assert completed_check(two_apps.github, repo, sha)["conclusion"] == "success"
+    assert two_apps.github.tokens_minted(INSTALLATION) == 1
+    shared = two_apps.shared_token()
+    assert shared is not None and shared == two_apps.a.services.github.installation_token(INSTALLATION)
+    assert SqlTokenStore(two_apps.a.services.db, other_key, utcnow).load(INSTALLATION) is None
+
+
+def test_a_token_expiring_soon_is_replaced_once(two_apps: TwoApps, repo: str) -> None:
+    first, first_sha = two_apps.pr(repo, "one")
+    two_apps.deliver(two_apps.a, first)
+    completed_check(two_apps.github, repo, first_sha)
+    old = two_apps.shared_token()
+    # Fifty-seven minutes later: the row says the token ends within the margin, and neither process caches it any
+    # longer (each cache ends at that margin too).
+    with two_apps.a.services.db.session() as session:
+        session.execute(update(InstallationToken).values(expires_at=utcnow() + timedelta(minutes=3)))
+    for instance in (two_apps.a, two_apps.b):
+        instance.services.github.forget_token(INSTALLATION)
+
+    second, second_sha = two_apps.pr(repo, "two")
+    third, third_sha = two_apps.pr(repo, "three")
+    both = [
+        threading.Thread(target=two_apps.deliver, args=(i, p)) for i, p in ((two_apps.a, second), (two_apps.b, third))
+    ]
+    for thread in both:
+        thread.start()
+    for thread in both:
+        thread.join()
+
+    assert completed_check(two_apps.github, repo, second_sha)["conclusion"] == "success"
+    assert completed_check(two_apps.github, repo, third_sha)["conclusion"] == "success"
+    assert two_apps.github.tokens_minted(INSTALLATION) == 2
+    row = two_apps.row()
+    assert row is not None and row.expires_at is not None and row.expires_at > utcnow() + timedelta(minutes=50)
+    assert two_apps.shared_token() not in (None, old)
+
+
+def test_a_revoked_token_is_replaced_once_and_not_reused(two_apps: TwoApps, repo: str) -> None:
+    first, first_sha = two_apps.pr(repo, "one")
+    two_apps.deliver(two_apps.a, first)
+    completed_check(two_apps.github, repo, first_sha)
+    revoked = two_apps.shared_token()
+    two_apps.github.expire_tokens()  # GitHub now answers 401 to it
+
+    # A has it cached; B reads it from the row: both are refused, and one new token serves them.
+    second, second_sha = two_apps.pr(repo, "two")
+    third, third_sha = two_apps.pr(repo, "three")
+    two_apps.deliver(two_apps.a, second)
+    two_apps.deliver(two_apps.b, third)
+    assert completed_check(two_apps.github, repo, second_sha)["conclusion"] == "success"
+    assert completed_check(two_apps.github, repo, third_sha)["conclusion"] == "success"
+    assert two_apps.github.tokens_minted(INSTALLATION) == 2
+    fresh = two_apps.shared_token()
+    assert fresh not in (None, revoked)
+
+    # A third instance, with nothing cached, takes the new token from the row: the revoked one is gone.
+    c = two_apps.start()
+    fourth, fourth_sha = two_apps.pr(repo, "four")
+    two_apps.deliver(c, fourth)
+    assert completed_check(two_apps.github, repo, fourth_sha)["conclusion"] == "success"
+    assert two_apps.github.tokens_minted(INSTALLATION) == 2
+    assert c.services.github.installation_token(INSTALLATION) == fresh
+
+
+def test_a_claim_left_by_a_process_that_died_is_waited_out_then_minted_once(two_apps: TwoApps, repo: str) -> None:
+    with two_apps.a.services.db.session() as session:
+        session.add(
+            InstallationToken(
+                installation_id=INSTALLATION, claimed_by="gone", claimed_until=datetime.now(UTC) + timedelta(hours=1)
+            )
+        )
+    two_apps.a.services.github.token_wait_seconds = 0.5  # not the default's half a minute
+    payload, sha = two_apps.pr(repo, "one")
+    two_apps.deliver(two_apps.a, payload)
+
+    assert completed_check(two_apps.github, repo, sha)["conclusion"] == "success"
+    assert two_apps.github.tokens_minted(INSTALLATION) == 1
+    row = two_apps.row()
+    assert row is not None and row.claimed_until is None and two_apps.shared_token() is not None
