@@ -340,8 +340,8 @@ def report(args: argparse.Namespace, results: list[Figures]) -> None:
         print(f"  {name:44}" + "".join(f"{v:>36}" for v in values))
     if first.tokens:
         print(
-            "\n  Tokens are cached per process for their hour, so the count per installation over a replay shorter "
-            "than an hour is the count per hour: at most one per process that calls GitHub."
+            "\n  Tokens are shared by every process through the database and cached for their hour, so the count "
+            "per installation over a replay shorter than an hour is the count per hour: one, whatever the processes."
         )
 
 
