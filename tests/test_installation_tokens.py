@@ -226,3 +226,51 @@ def test_a_claim_left_by_a_process_that_died_is_waited_out_then_minted_once(two_
     assert two_apps.github.tokens_minted(INSTALLATION) == 1
     row = two_apps.row()
     assert row is not None and row.claimed_until is None and two_apps.shared_token() is not None
+
+
+class BrokenStore:
+    """A token store whose database is down: every call fails, with the token in the error, as a driver might."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def _fail(self, name: str, *args: Any) -> Any:
+        self.calls.append(name)
+        raise RuntimeError(f"database down while running {name}{args}")
+
+    def load(self, installation_id: int) -> tuple[str, datetime] | None:
+        return self._fail("load", installation_id)  # type: ignore[no-any-return]
+
+    def claim(self, installation_id: int, lease_seconds: float) -> bool:
+        return self._fail("claim", installation_id, lease_seconds)  # type: ignore[no-any-return]
+
+    def save(self, installation_id: int, token: str, expires_at: datetime) -> None:
+        self._fail("save", installation_id, token, expires_at)
+
+    def release(self, installation_id: int) -> None:
+        self._fail("release", installation_id)
+
+    def discard(self, installation_id: int, token: str) -> None:
+        self._fail("discard", installation_id, token)
+
+
+def test_a_failing_token_store_costs_a_mint_not_the_gate(
+    settings: Settings, github: GitHubSimulator, repo: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from gating.github_api import GitHubApp
+
+    caplog.set_level(logging.INFO)
+    store = BrokenStore()
+    app = GitHubApp(settings.github_app_id, settings.github_private_key, settings.github_api_url, tokens=store)
+
+    token = app.installation_token(INSTALLATION)
+
+    assert github.tokens_minted(INSTALLATION) == 1
+    assert app.installation_token(INSTALLATION) == token  # cached in the process as before
+    # The second look is the one after every claim (a token may have been shared in between).
+    assert store.calls == ["load", "claim", "load", "save"]
+    # Only the error's type is logged: the driver's message quoted the token.
+    assert [r.__dict__.get("error") for r in caplog.records if r.msg == "github.token_store_failed"] == [
+        "RuntimeError"
+    ] * 4
+    assert not any(token in r.getMessage() or token in str(r.__dict__) for r in caplog.records)
