@@ -274,3 +274,32 @@ def test_a_failing_token_store_costs_a_mint_not_the_gate(
         "RuntimeError"
     ] * 4
     assert not any(token in r.getMessage() or token in str(r.__dict__) for r in caplog.records)
+
+
+def test_the_store_claims_once_and_discards_only_the_token_refused(
+    database_url: str, app_keys: tuple[str, str]
+) -> None:
+    db = Database(database_url)
+    db.upgrade()
+    moment = [datetime(2026, 1, 1, 12, tzinfo=UTC)]
+    one, other = (SqlTokenStore(db, app_keys[0], lambda: moment[0]) for _ in range(2))
+    try:
+        assert one.load(INSTALLATION) is None
+        assert one.claim(INSTALLATION, 30) and not other.claim(INSTALLATION, 30)
+        other.release(INSTALLATION)  # not its claim: it stays
+        assert not other.claim(INSTALLATION, 30)
+        moment[0] += timedelta(seconds=31)  # the claimer died: its claim has lapsed
+        assert other.claim(INSTALLATION, 30)
+
+        expires = moment[0] + timedelta(hours=1)
+        other.save(INSTALLATION, "ghs_new", expires)
+        assert one.load(INSTALLATION) == ("ghs_new", expires)
+        assert one.claim(INSTALLATION, 30)  # saving ended the claim
+        one.release(INSTALLATION)
+
+        one.discard(INSTALLATION, "ghs_old")  # refused with an older token: the newer one stays
+        assert other.load(INSTALLATION) == ("ghs_new", expires)
+        one.discard(INSTALLATION, "ghs_new")
+        assert other.load(INSTALLATION) is None
+    finally:
+        db.dispose()
