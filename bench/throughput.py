@@ -253,17 +253,20 @@ def run_postgres(args: argparse.Namespace, logs: Path) -> Figures:
         env = app_environment(
             github, jira, private_pem, SECRET, SECRET, args.postgres, COUNTERSIGN_EMBEDDED_WORKER="false"
         )
-        hooks = []
+        webs = []
         for n in range(2):
             port = free_port()
             web = launch_app(port, env, stderr=(logs / f"web-{n}.log").open("w"))
             processes.append(web)
-            wait_ready(f"http://127.0.0.1:{port}", web)
-            hooks.append(f"http://127.0.0.1:{port}/webhooks/github")
+            webs.append((f"http://127.0.0.1:{port}", web))
+        # The workers first: a web process is ready only once some worker has been seen on the job queue.
         countersign = shutil.which("countersign", path=str(Path(sys.executable).parent)) or "countersign"
         for n in range(2):
             log = (logs / f"worker-{n}.log").open("w")
             processes.append(subprocess.Popen([countersign, "worker"], env=env, stderr=log))
+        for url, web in webs:
+            wait_ready(url, web)
+        hooks = [f"{url}/webhooks/github" for url, _web in webs]
         github.recorder.clear()
         github.concurrency.reset()
         replay(github, hooks, stream, args.seconds)
@@ -340,8 +343,8 @@ def report(args: argparse.Namespace, results: list[Figures]) -> None:
         print(f"  {name:44}" + "".join(f"{v:>36}" for v in values))
     if first.tokens:
         print(
-            "\n  Tokens are cached per process for their hour, so the count per installation over a replay shorter "
-            "than an hour is the count per hour: at most one per process that calls GitHub."
+            "\n  Tokens are shared by every process through the database and cached for their hour, so the count "
+            "per installation over a replay shorter than an hour is the count per hour: one, whatever the processes."
         )
 
 

@@ -17,6 +17,7 @@ from gating.gates import deploy, merge, tickets
 from gating.gates.emergencies import recheck_emergencies
 from gating.github_api import GitHubApp
 from gating.github_api.limits import GitHubLimits
+from gating.installation_tokens import SqlTokenStore
 from gating.intake import health, webhooks
 from gating.intake.deliveries import DeliveryStore
 from gating.intake.jobs import DatabaseWorker, InlineProcessor, run_delivery
@@ -64,6 +65,8 @@ def build_services(settings: Settings, **overrides: Any) -> Services:
             limits=GitHubLimits(
                 max_in_flight=settings.github_max_in_flight, writes_per_minute=settings.github_writes_per_minute
             ),
+            # Every web and worker process on this database shares one token per installation.
+            tokens=SqlTokenStore(db, settings.github_private_key, clock),
         ),
         jira=overrides.pop("jira", None)
         or JiraGateway(

@@ -395,3 +395,19 @@ class SearchRepository(Base):
 # Tables whose rows are derived from ledger entries and keyed by their `sequence`: whatever deletes entries (the
 # retention purge) deletes these rows with them, in the same transaction.
 LEDGER_DERIVED = (SearchDeployment, SearchCommit, SearchTicket, SearchPerson, SearchVersion)
+
+
+class InstallationToken(Base):
+    """An installation token shared by every process, encrypted with a key derived from the app's private key.
+
+    `claimed_until` is the minting claim: the process that set it mints while the others wait for its token, so
+    two processes missing at once mint once. A dump of this table yields no usable token without the app's key.
+    """
+
+    __tablename__ = "installation_tokens"
+
+    installation_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    token_ciphertext: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -251,3 +251,17 @@ def test_an_older_verdict_landing_late_does_not_replace_a_newer_one(two: TwoProc
 
     run = wait_for(settled, timeout=30, message="the newer verdict to be the one shown")
     assert run["output"]["title"] == "PAY-1 is In Progress; it needs to be moved to Approved in Jira"
+
+
+def test_two_processes_share_one_installation_token(two: TwoProcesses, repo: str) -> None:
+    number, sha = approved_pr(two, repo)
+    other_sha = two.github.add_commit(repo, "feature/pay-1-more", "More refunds", author=ALICE)
+    other = two.github.open_pull_request(repo, head="feature/pay-1-more", title="PAY-1: more refunds", author="alice")
+    # Both evaluations need a token at once: the first to claim the row mints, the other takes its token.
+    first = two.deliver(two.a, "pull_request", two.github.pull_request_payload(repo, number, "opened"))
+    second = two.deliver(two.b, "pull_request", two.github.pull_request_payload(repo, other, "opened"))
+
+    assert two.finished(first, second) == ["completed", "completed"]
+    assert completed_check(two.github, repo, sha)["conclusion"] == "success"
+    assert completed_check(two.github, repo, other_sha)["conclusion"] == "success"
+    assert two.github.tokens_minted() == 1

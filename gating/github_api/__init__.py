@@ -1,7 +1,7 @@
 """The GitHub adapter: the only code that imports PyGithub. Gates see plain values and `GitHubError`."""
 
 from gating.github_api import reads, writes
-from gating.github_api.app import GitHubApp, Installation, Repo
+from gating.github_api.app import GitHubApp, Installation, Repo, TokenStore
 from gating.github_api.errors import GitHubError, GitHubNotFound, GitHubUnavailable, InstallationGone
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "Installation",
     "InstallationGone",
     "Repo",
+    "TokenStore",
     "reads",
     "writes",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import string
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 import jwt
@@ -75,11 +75,11 @@ def verify_jwt(sim: GitHubSimulator, encoded: str) -> None:
 
 
 def issue_token(store: Store, installation_id: int, permissions: dict[str, str]) -> tuple[str, datetime]:
-    """A fresh installation token that lasts an hour, and when it expires."""
+    """A fresh installation token that lasts an hour (`store.token_lifetime`), and when it expires."""
     alphabet = string.ascii_letters + string.digits
     # Real tokens change length over time: clients must treat them as opaque.
     token = "ghs_" + "".join(secrets.choice(alphabet) for _ in range(36 + secrets.randbelow(40)))
-    expires = now().replace(microsecond=0) + timedelta(hours=1)
+    expires = now().replace(microsecond=0) + store.token_lifetime
     with store.lock:
         store.tokens[token] = _Token(installation_id, expires, permissions)
     return token, expires

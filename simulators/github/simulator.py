@@ -8,6 +8,7 @@ import io
 import threading
 import time
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from typing import Any
 
 import requests
@@ -395,6 +396,16 @@ class GitHubSimulator:
         with self.store.lock:
             for token in self.store.tokens.values():
                 token.revoked = True
+
+    def tokens_minted(self, installation_id: int | None = None) -> int:
+        """How many installation tokens were issued (for one installation, or for all)."""
+        with self.store.lock:
+            return sum(1 for t in self.store.tokens.values() if installation_id in (None, t.installation_id))
+
+    def tokens_last(self, lifetime: timedelta) -> None:
+        """Issue tokens that last `lifetime` from now on (GitHub's last an hour)."""
+        with self.store.lock:
+            self.store.token_lifetime = lifetime
 
     # ------------------------------------------------------------------ state API: deployments
 

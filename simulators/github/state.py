@@ -6,7 +6,7 @@ import hashlib
 import re
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 DEPLOYMENT_STATES = ("error", "failure", "inactive", "in_progress", "queued", "pending", "success")
@@ -208,7 +208,8 @@ class Store:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.repos: dict[str, _Repo] = {}
-        self.tokens: dict[str, _Token] = {}
+        self.tokens: dict[str, _Token] = {}  # every token ever issued, revoked ones too
+        self.token_lifetime = timedelta(hours=1)  # GitHub's; a test may shorten it
         self.check_runs: dict[int, dict[str, Any]] = {}
         self._users: dict[str, int] = {}
         self._ids: dict[str, int] = {}
