@@ -317,6 +317,9 @@ class SearchDeployment(Base):
         Index("ix_search_deployments_environment", "environment", "sequence"),
         Index("ix_search_deployments_decision", "decision", "sequence"),
         Index("ix_search_deployments_recorded_at", "recorded_at"),
+        # A decision's repository by its sequence without reading its row: how a scoped viewer's search by ticket,
+        # commit, person or version tests each decision it selects against the scope (migration 0015).
+        Index("ix_search_deployments_scope", "sequence", "repository"),
     )
 
     # On SQLite an INTEGER primary key is the rowid: a search's rows are found by sequence in one lookup, not two.
