@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
@@ -174,6 +174,13 @@ def hidden_but_searched(world: World, text: str, params: dict[str, str]) -> None
     hidden(world, text)
 
 
+def hidden_but_asked(world: World, text: str, params: dict[str, str]) -> None:
+    """As `hidden`; a search's links (other pages of it) repeat what was asked, and nothing else may name it."""
+    for name, value in params.items():
+        text = text.replace(urlencode({name: value}), "")
+    hidden(world, text)
+
+
 def probe_pages(world: World, get: Any) -> None:
     """Every way a page could show other/secret: search parameters, the dossier id; each must show none of it."""
     for params in ({}, {"repo": SECRET}, {"repo": "other/*"}, {"ticket": "OPS-7"}, {"sha": world.secret_sha[:7]}):
@@ -198,7 +205,7 @@ def probe_api(world: World, get: Any) -> None:
     for params in ({}, {"repo": SECRET}, {"ticket": "OPS-7"}, {"sha": world.secret_sha}, {"decision": "approved"}):
         response = get("/api/v1/deployments", params)
         assert response.status_code == 200, response.text
-        hidden(world, response.text)
+        hidden_but_asked(world, response.text, params)
     response = get(f"/api/v1/deployments/{world.secret_id}", {})
     assert response.status_code == 404
     hidden(world, response.text)
