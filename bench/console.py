@@ -10,9 +10,11 @@ approval records, CI checks: about 6 KB of canonical JSON) with its search index
 them. The entries are hash-chained (each hash covers the entry's text and the previous hash) but not signed; the
 search figures do not depend on the chain at all, the dossier figures only through its verification.
 
-Every search is `GET /api/v1/deployments` through the Flask test client (routing, token check, query, JSON);
-the dossier is `GET /deployments/<id>`, which verifies the whole chain on every request until verification
-results are cached: its figure is printed with that verification, and without it (the page on a known result).
+Every search is `GET /api/v1/deployments` through the Flask test client (routing, token check, query, JSON), with
+a token that sees every repository and with one scoped to some (`create_token(..., repositories=...)`). The
+dossier is `GET /deployments/<id>` as a user gets it: verification is cached by chain head, so the first view after
+seeding verifies in full (timed once, on its own), later views cross-check the cached head, and the first view after
+a few appends verifies only those.
 """
 
 from __future__ import annotations
@@ -37,14 +39,11 @@ from sqlalchemy import insert, text
 
 from gating.app import create_app
 from gating.console.auth import create_token
-from gating.console.dossiers import build_dossier
-from gating.console.index import rows_for, statements
-from gating.console.queries import DeploymentQuery, search_page
-from gating.console.rendering import render_dossier
+from gating.console.index import index_entry, rows_for, statements
 from gating.console.scope import Scope
 from gating.db import Database, _redact
 from gating.ledger import Ledger, chain
-from gating.models import LEDGER_DERIVED, LedgerEntry, SearchRepository
+from gating.models import LEDGER_DERIVED, LedgerEntry, LedgerVerification, SearchRepository
 from gating.settings import Settings
 from simulators.github import generate_app_key
 
@@ -243,6 +242,26 @@ def seed(db: Database, count: int) -> float:
     return time.perf_counter() - started
 
 
+def append_decisions(ledger: Ledger, start: int, n: int) -> int:
+    """`n` decisions after the `start` seeded, appended as the deploy gate appends them (entry and index rows in one
+    transaction)."""
+    for i in range(n):
+        v = decision_values(start + 1 + i)
+        with ledger.db.session() as session:
+            evidence = evidence_of(v)
+            entry = ledger.append(
+                "deployment_decision",
+                evidence,
+                index={
+                    "repository": v["repo"], "environment": v["env"], "deployment_id": start + 1 + i,
+                    "sha": v["sha"], "decision": v["decision"],
+                },
+                session=session,
+            )  # fmt: skip
+            index_entry(session, entry, evidence)
+    return n
+
+
 def measure(call: Callable[[], Any], samples: int) -> tuple[float, float]:
     """(median, p95) in milliseconds, after one warm-up call."""
     call()
@@ -282,7 +301,8 @@ def run(url: str | None, count: int, reset: bool, samples: int, dossier_samples:
     url, db = empty_ledger_database(url, reset=reset, tmp=tmp)
     if reset:
         with db.engine.begin() as connection:
-            for table in (*LEDGER_DERIVED, SearchRepository):
+            # The cached verification too: it describes the chain being replaced.
+            for table in (*LEDGER_DERIVED, SearchRepository, LedgerVerification):
                 connection.execute(table.__table__.delete())
     print(f"\ndatabase: {_redact(url)} ({db.engine.dialect.name}), {count:,} deployment decisions")
     seconds = seed(db, count)
@@ -317,37 +337,56 @@ def run(url: str | None, count: int, reset: bool, samples: int, dossier_samples:
         print(f"  {label:36} {median:8.1f} {p95:8.1f} {total:9,}")
     print(f"  worst p95 {worst:.1f} ms (target < 100 ms): {'met' if worst < 100 else 'NOT met'}")
 
-    # Tokens see every repository for now: a scoped viewer's search is timed on the query itself.
-    scope = Scope.of("acme/service-0*, acme/service-15")
+    # A viewer scoped as a token can be: the same route, its scope read from the token (never another repository).
+    patterns = "acme/service-0*,acme/service-15"
+    scoped = create_token(services.db, f"bench-scoped-{uuid.uuid4().hex[:8]}", datetime.now(UTC), repositories=patterns)
+    scoped_headers = {"Authorization": f"Bearer {scoped}"}
+    allowed = Scope.of(patterns)
     v = decision_values(count // 2 + 3)
-    print(f"\nsearch by a viewer scoped to {scope.describe()} (search_page; ms)")
+    print(f"\nsearch by a viewer scoped to {allowed.describe()} (GET /api/v1/deployments, scoped token; ms)")
     for label, params in (
         ("newest 50", {}),
         ("ticket", {"ticket": v["t1"]}),
         ("approver", {"approver": v["a1"] + " name"}),
     ):
-        query = DeploymentQuery.from_args(params)
-        total = search_page(services.db, query, scope).total
-        median, p95 = measure(lambda q=query: search_page(services.db, q, scope), samples)
-        print(f"  {label:36} {median:8.1f} {p95:8.1f} {total:9,}")
+        response = client.get("/api/v1/deployments", query_string=params, headers=scoped_headers)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        found = response.get_json()
+        assert all(allowed.allows(d["repository"]) for d in found["deployments"]), "a decision outside the scope"
+        median, p95 = measure(
+            lambda p=params: client.get("/api/v1/deployments", query_string=p, headers=scoped_headers), samples
+        )
+        worst = max(worst, p95)
+        print(f"  {label:36} {median:8.1f} {p95:8.1f} {found['total']:9,}")
+    print(f"  worst p95 of every search {worst:.1f} ms (target < 100 ms): {'met' if worst < 100 else 'NOT met'}")
 
-    ids = [1 + (i * 7919) % count for i in range(dossier_samples + 1)]
-    it = iter(ids)
-    print(f"\ndossier, GET /deployments/<id> ({dossier_samples} requests; ms)")
-    median, p95 = measure(lambda: client.get(f"/deployments/{next(it)}", headers=headers), dossier_samples)
-    print(f"  {'with full chain verification':36} {median:8.1f} {p95:8.1f}   (as served today: verified per request)")
+    # The page verifies the chain through the cache (gating.ledger.verification): the first view after seeding finds
+    # no cached result and verifies every entry; later views only cross-check the cached head, or extend it by what
+    # was appended since. The first is timed once, on its own; the figure a user gets day to day is the second.
+    def dossier(entry_id: int) -> None:
+        response = client.get(f"/deployments/{entry_id}", headers=headers)
+        assert response.status_code == 200, response.status_code
+
+    print("\ndossier, GET /deployments/<id> (ms)")
+    started = time.perf_counter()
+    dossier(1 + count // 3)
+    first = (time.perf_counter() - started) * 1000
+    print(f"  {'first view (verifies in full)':36} {first:8.1f}   (once: no cached verification yet)")
+    it = iter([1 + (i * 7919) % count for i in range(dossier_samples + 1)])
+    median, p95 = measure(lambda: dossier(next(it)), dossier_samples)
+    worst = p95
+    print(f"  {'later views (cached verification)':36} {median:8.1f} {p95:8.1f}   ({dossier_samples} requests)")
     ledger: Ledger = services.ledger
-    known = ledger.verify()
-    print(f"  (the chain verifies: {known.ok}, {known.count:,} entries)")
-    it2 = iter([1 + (i * 104729) % count for i in range(samples + 1)])
-
-    def cached() -> None:
-        entry = ledger.get(next(it2))
-        assert entry is not None
-        render_dossier(build_dossier(entry, known, ledger))
-
-    median, p95 = measure(cached, samples)
-    print(f"  {'on a known verification result':36} {median:8.1f} {p95:8.1f}   (what a verification cache gives)")
+    appended = append_decisions(ledger, count, 10)
+    it2 = iter([1 + (i * 104729) % count for i in range(dossier_samples + 2)])  # one view, a warm-up, the samples
+    started = time.perf_counter()
+    dossier(next(it2))
+    extended = (time.perf_counter() - started) * 1000
+    print(f"  {f'first view after {appended} appends':36} {extended:8.1f}   (once: verifies only the new entries)")
+    median, p95 = measure(lambda: dossier(next(it2)), dossier_samples)
+    worst = max(worst, p95)
+    print(f"  {'later views':36} {median:8.1f} {p95:8.1f}   ({dossier_samples} requests)")
+    print(f"  worst p95 of later views {worst:.1f} ms (target < 100 ms): {'met' if worst < 100 else 'NOT met'}")
     services.db.dispose()
 
 
@@ -359,7 +398,7 @@ def main() -> None:
     parser.add_argument("--postgresql", metavar="URL", help="run on this PostgreSQL database (emptied with --reset)")
     parser.add_argument("--reset", action="store_true", help="delete existing ledger entries first")
     parser.add_argument("--samples", type=int, default=100, help="requests per search kind (default 100)")
-    parser.add_argument("--dossier-samples", type=int, default=5, help="dossier requests (default 5: each verifies)")
+    parser.add_argument("--dossier-samples", type=int, default=100, help="dossier requests (default 100)")
     args = parser.parse_args()
     count = 1_000_000 if args.million else args.count
     targets: list[str | None] = []

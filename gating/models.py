@@ -140,7 +140,9 @@ class LedgerEntry(Base):
         Index("ix_ledger_deployment_id", "deployment_id"),
         Index("ix_ledger_sha", "sha"),
         Index("ix_ledger_decision", "decision"),
-        Index("ix_ledger_kind", "kind"),
+        # The kind with the sequence: "the first entry of this kind" (the first key change, which every dossier
+        # view's verification looks up) is one index range even where statistics say a kind matches every entry.
+        Index("ix_ledger_kind_sequence", "kind", "sequence"),
         Index("ix_ledger_created_at", "created_at"),
     )
 
@@ -317,6 +319,9 @@ class SearchDeployment(Base):
         Index("ix_search_deployments_environment", "environment", "sequence"),
         Index("ix_search_deployments_decision", "decision", "sequence"),
         Index("ix_search_deployments_recorded_at", "recorded_at"),
+        # A decision's repository by its sequence without reading its row: how a scoped viewer's search by ticket,
+        # commit, person or version tests each decision it selects against the scope.
+        Index("ix_search_deployments_scope", "sequence", "repository"),
     )
 
     # On SQLite an INTEGER primary key is the rowid: a search's rows are found by sequence in one lookup, not two.
