@@ -36,6 +36,10 @@ def worker_env(settings: Settings, github: GitHubSimulator, jira: JiraSimulator)
     yield env
 
 
+# A worker is a fresh process that imports the app before it works: on a busy machine that alone takes seconds.
+WAIT = 60.0
+
+
 def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([COUNTERSIGN, "worker"], env=env, stderr=subprocess.DEVNULL, start_new_session=True)
 
@@ -76,11 +80,13 @@ def test_a_worker_killed_mid_evaluation_leaves_its_job_to_the_next_one(
             github.open_pull_request(repo, head=branch, title="PAY-1: refunds", author="alice")
             (delivery,) = [d for d in github.deliveries if d["event"] == "pull_request"]
             delivery_id = f"github:{delivery['delivery_id']}"
-            wait_for(lambda: status_of(settings, delivery_id) == "processing", message="the worker to claim it")
-            wait_for(lambda: github.check_runs(repo, sha), message="the check run in progress")
+            wait_for(
+                lambda: status_of(settings, delivery_id) == "processing", message="the worker to claim it", timeout=WAIT
+            )
+            wait_for(lambda: github.check_runs(repo, sha), message="the check run in progress", timeout=WAIT)
             # Killed once the run is recorded: a worker killed between GitHub's answer and that record leaves
             # a claim the next worker waits out (COUNTERSIGN_GITHUB_RETRY_SECONDS + 30 s) before adopting the run.
-            wait_for(lambda: run_recorded(settings, sha), message="the check run recorded")
+            wait_for(lambda: run_recorded(settings, sha), message="the check run recorded", timeout=WAIT)
         finally:
             os.killpg(first.pid, signal.SIGKILL)  # ...when the worker is killed outright
             first.wait(10)
@@ -89,7 +95,9 @@ def test_a_worker_killed_mid_evaluation_leaves_its_job_to_the_next_one(
         try:
             check = completed_check(github, repo, sha)
             assert check["conclusion"] == "success"
-            wait_for(lambda: status_of(settings, delivery_id) == "completed", message="the delivery completed")
+            wait_for(
+                lambda: status_of(settings, delivery_id) == "completed", message="the delivery completed", timeout=WAIT
+            )
             assert len(github.check_runs(repo, sha)) == 1  # the dead worker's run, completed by the new one
         finally:
             second.send_signal(signal.SIGTERM)
@@ -114,7 +122,9 @@ def test_a_deployment_whose_worker_is_killed_is_answered_once_by_the_next(
             github.create_deployment(repo, ref="main", sha=sha, environment="production", creator="dave")
             (delivery,) = [d for d in github.deliveries if d["event"] == "deployment_protection_rule"]
             delivery_id = f"github:{delivery['delivery_id']}"
-            wait_for(lambda: status_of(settings, delivery_id) == "processing", message="the worker to claim it")
+            wait_for(
+                lambda: status_of(settings, delivery_id) == "processing", message="the worker to claim it", timeout=WAIT
+            )
         finally:
             os.killpg(first.pid, signal.SIGKILL)
             first.wait(10)
@@ -122,9 +132,13 @@ def test_a_deployment_whose_worker_is_killed_is_answered_once_by_the_next(
         second = start_worker(worker_env)
         try:
             answered = wait_for(
-                lambda: [a for a in github.deployment_answers(repo) if a["state"]], message="the deployment answered"
+                lambda: [a for a in github.deployment_answers(repo) if a["state"]],
+                message="the deployment answered",
+                timeout=WAIT,
             )
-            wait_for(lambda: status_of(settings, delivery_id) == "completed", message="the delivery completed")
+            wait_for(
+                lambda: status_of(settings, delivery_id) == "completed", message="the delivery completed", timeout=WAIT
+            )
             assert [a["state"] for a in answered] == ["approved"], answered
             assert len([a for a in github.deployment_answers(repo) if a["state"]]) == 1
         finally:
