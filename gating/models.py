@@ -350,20 +350,32 @@ class SearchCommit(Base):
     """A commit inside a deployed release (every commit of the range, and the deployed SHA), lower-case."""
 
     __tablename__ = "search_commits"
-    __table_args__ = (Index("ix_search_commits_sha", "sha", "sequence"),)
+    __table_args__ = (
+        Index("ix_search_commits_sha", "sha", "sequence"),
+        Index("ix_search_commits_scope", "sha", "repository", "sequence"),
+    )
 
     sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     sha: Mapped[str] = mapped_column(_HEX, primary_key=True)
+    # The decision's repository, lower-case as a scope compares it: a scoped search by this table's filter is
+    # answered from its index alone, without looking each match up in search_deployments to test the scope.
+    repository: Mapped[str | None] = mapped_column(String(200))
 
 
 class SearchTicket(Base):
     """A Jira ticket of a deployment decision, upper-case."""
 
     __tablename__ = "search_tickets"
-    __table_args__ = (Index("ix_search_tickets_key", "ticket_key", "sequence"),)
+    __table_args__ = (
+        Index("ix_search_tickets_key", "ticket_key", "sequence"),
+        Index("ix_search_tickets_scope", "ticket_key", "repository", "sequence"),
+    )
 
     sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     ticket_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    # The decision's repository, lower-case as a scope compares it: a scoped search by this table's filter is
+    # answered from its index alone, without looking each match up in search_deployments to test the scope.
+    repository: Mapped[str | None] = mapped_column(String(200))
 
 
 class SearchPerson(Base):
@@ -371,21 +383,33 @@ class SearchPerson(Base):
     identifiers (login, name, e-mail, Jira accountId), lower-case."""
 
     __tablename__ = "search_people"
-    __table_args__ = (Index("ix_search_people_identity", "identity", "role", "sequence"),)
+    __table_args__ = (
+        Index("ix_search_people_identity", "identity", "role", "sequence"),
+        Index("ix_search_people_scope", "identity", "role", "repository", "sequence"),
+    )
 
     sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     role: Mapped[str] = mapped_column(String(20), primary_key=True)
     identity: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # The decision's repository, lower-case as a scope compares it: a scoped search by this table's filter is
+    # answered from its index alone, without looking each match up in search_deployments to test the scope.
+    repository: Mapped[str | None] = mapped_column(String(200))
 
 
 class SearchVersion(Base):
     """What was deployed by name: the ref as GitHub gave it and its short form (`refs/tags/v1.2` and `v1.2`)."""
 
     __tablename__ = "search_versions"
-    __table_args__ = (Index("ix_search_versions_version", "version", "sequence"),)
+    __table_args__ = (
+        Index("ix_search_versions_version", "version", "sequence"),
+        Index("ix_search_versions_scope", "version", "repository", "sequence"),
+    )
 
     sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     version: Mapped[str] = mapped_column(String(300), primary_key=True)
+    # The decision's repository, lower-case as a scope compares it: a scoped search by this table's filter is
+    # answered from its index alone, without looking each match up in search_deployments to test the scope.
+    repository: Mapped[str | None] = mapped_column(String(200))
 
 
 class SearchRepository(Base):

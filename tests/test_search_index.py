@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -230,4 +231,109 @@ def test_the_ledger_state_names_the_newest_checkpoint_written(settings: Settings
     }
     html = render_dashboard([], [], {}, ledger_state=state)
     assert 'Last checkpoint</dt>\n  <dd>entry 2, 2020-03-01 01:00:00 UTC, <span class="warn">unsigned</span>' in html
+    db.dispose()
+
+
+def _in(repository: str, n: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Decision `n`'s evidence and index columns, recorded for `repository`."""
+    return evidence(n) | {"repository": repository}, index_of(n) | {"repository": repository}
+
+
+def _migration_0016() -> Any:
+    path = os.path.join(os.path.dirname(__file__), "..", "gating", "migrations", "versions", "0016_index_repository.py")
+    spec = importlib.util.spec_from_file_location("migration_0016", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+CHILDREN = (SearchCommit, SearchTicket, SearchPerson, SearchVersion)
+
+
+def test_migration_0016_gives_the_rows_already_indexed_their_decisions_repository(settings: Settings) -> None:
+    db = Database(settings.database_url)
+    with db.engine.begin() as connection:  # the schema as it was before the child rows had a repository
+        config = _alembic_config(settings.database_url)
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0012")
+    ledger = Ledger(db, clock=lambda: T0)
+    repositories = {1: "Acme/Web", 2: "other/api", 3: "acme/web", 4: "Other/API", 5: "acme/web"}
+    for n, repository in repositories.items():
+        data, index = _in(repository, n)
+        ledger.append("deployment_decision", data, index=index)
+    with db.engine.begin() as connection:
+        config = _alembic_config(settings.database_url)
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0015")  # 0013 indexes them, without the column 0016 adds
+    db.upgrade()
+
+    def repositories_of(table: Any) -> dict[int, set[str | None]]:
+        found: dict[int, set[str | None]] = {}
+        with db.session() as session:
+            for sequence, repository in session.execute(select(table.sequence, table.repository)):
+                found.setdefault(sequence, set()).add(repository)
+        return found
+
+    with db.session() as session:
+        expected = {
+            sequence: {repository.lower()}
+            for sequence, repository in session.execute(select(SearchDeployment.sequence, SearchDeployment.repository))
+        }
+    assert len(expected) == 5
+    for table in CHILDREN:
+        found = repositories_of(table)
+        assert found == {s: expected[s] for s in found} and set(found) == set(expected), table.__tablename__
+
+    # A batch of sequences at a time fills every row, however the batches fall.
+    with db.engine.begin() as connection:
+        for table in CHILDREN:
+            connection.execute(table.__table__.update().values(repository=None))
+            _migration_0016().fill(connection, table.__tablename__, batch=2)
+    for table in CHILDREN:
+        assert repositories_of(table) == expected, table.__tablename__
+
+    # What the migration filled is what appending writes.
+    written = table_rows(db)
+    with db.session() as session:
+        for table in LEDGER_DERIVED:
+            session.execute(delete(table))
+    with db.engine.begin() as connection:
+        assert backfill(connection) == 5
+    assert table_rows(db) == written
+    db.dispose()
+
+
+def test_a_scoped_search_by_a_child_filter_never_returns_another_repositorys_decision(settings: Settings) -> None:
+    db = Database(settings.database_url)
+    db.upgrade()
+    ledger = Ledger(db, clock=lambda: T0)
+    repositories = {1: "acme/web", 2: "other/api", 3: "Acme/Web", 4: "acmex/web", 5: "other/api", 6: "acme/web"}
+    for n, repository in repositories.items():
+        data, index = _in(repository, n)
+        with db.session() as session:
+            entry = ledger.append("deployment_decision", data, index=index, session=session)
+            index_entry(session, entry, data)
+    with db.session() as session:  # a child row left without its repository is outside every scope
+        session.execute(SearchPerson.__table__.update().where(SearchPerson.sequence == 6).values(repository=None))
+    app = create_app(dataclasses.replace(settings, embedded_worker=False))
+    token = create_token(app.extensions["countersign"].db, "web team", datetime.now(UTC), repositories="acme/*")
+    web, auth = app.test_client(), {"Authorization": f"Bearer {token}"}
+
+    def found(**params: str) -> tuple[list[int], int]:
+        body = web.get("/api/v1/deployments", query_string=params, headers=auth).get_json()
+        assert {d["repository"].lower().split("/")[0] for d in body["deployments"]} <= {"acme"}, params
+        return [d["deployment_id"] for d in body["deployments"]], body["total"]
+
+    everyone = ([1006, 1003, 1001], 3)
+    assert found() == everyone
+    assert found(ticket="PAY-2") == ([], 0) and found(ticket="PAY-3") == ([1003], 1)
+    assert found(sha=sha(5)[:10]) == ([], 0) and found(sha=sha(1, "inside")) == ([1001], 1)
+    assert found(version="v1.0.0") == everyone
+    assert found(requester="dave") == ([1003, 1001], 2)  # 1006's people rows carry no repository
+    assert found(approver="acc-carol") == ([1003, 1001], 2)
+    assert found(author="web-flow") == ([1003, 1001], 2)
+    assert found(approver="acc-carol", version="v1.0.0") == ([1003, 1001], 2)
+    assert found(approver="acc-carol", repo="other/api") == ([], 0)
+    assert found(ticket="PAY-1", environment="production") == ([1001], 1)
     db.dispose()

@@ -170,18 +170,27 @@ def rows_of(entry: LedgerEntryView, evidence: Mapping[str, Any] | None = None) -
     )
 
 
-def statements(batch: Iterable[IndexRows]) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
-    """(table, rows) pairs for bulk inserts of `batch`; tables with no rows are left out."""
+def _key(rows: IndexRows, repository: bool) -> dict[str, Any]:
+    """What every child row of a decision starts with: its sequence and, unless the schema predates migration 0016,
+    its repository lower-case (how a scope compares it), so a scoped search by a child filter needs no other table."""
+    key: dict[str, Any] = {"sequence": rows.deployment["sequence"]}
+    if repository:
+        name = rows.deployment["repository"]
+        key["repository"] = name.lower() if isinstance(name, str) else None
+    return key
+
+
+def statements(batch: Iterable[IndexRows], *, repository: bool = True) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
+    """(table, rows) pairs for bulk inserts of `batch`; tables with no rows are left out. `repository` False leaves
+    the child rows' repository out, for migration 0013's backfill, which runs before 0016 adds that column."""
     found = list(batch)
     deployments = [rows.deployment for rows in found]
-    commits = [{"sequence": r.deployment["sequence"], "sha": sha} for r in found for sha in sorted(r.commits)]
-    tickets = [{"sequence": r.deployment["sequence"], "ticket_key": key} for r in found for key in sorted(r.tickets)]
+    commits = [_key(r, repository) | {"sha": sha} for r in found for sha in sorted(r.commits)]
+    tickets = [_key(r, repository) | {"ticket_key": key} for r in found for key in sorted(r.tickets)]
     people = [
-        {"sequence": r.deployment["sequence"], "role": role, "identity": identity}
-        for r in found
-        for role, identity in sorted(r.people)
+        _key(r, repository) | {"role": role, "identity": identity} for r in found for role, identity in sorted(r.people)
     ]
-    versions = [{"sequence": r.deployment["sequence"], "version": v} for r in found for v in sorted(r.versions)]
+    versions = [_key(r, repository) | {"version": v} for r in found for v in sorted(r.versions)]
     for table, rows in (
         (SearchDeployment.__table__, deployments),
         (SearchCommit.__table__, commits),
@@ -211,9 +220,10 @@ def add_repositories(dialect: str) -> Any:
     return sqlite.insert(SearchRepository).on_conflict_do_nothing()
 
 
-def backfill(connection: Connection, *, batch: int = 500) -> int:
+def backfill(connection: Connection, *, batch: int = 500, repository: bool = True) -> int:
     """Index every deployment decision not yet indexed, `batch` entries at a time (never the whole ledger in
-    memory); returns how many were indexed. Used by the migration that creates the index."""
+    memory); returns how many were indexed. Used by the migration that creates the index (with `repository`
+    False: the child tables' repository column comes with migration 0016, which fills it itself)."""
     done = 0
     after = 0
     indexed = select(SearchDeployment.sequence).where(SearchDeployment.sequence == LedgerEntry.sequence).exists()
@@ -256,7 +266,7 @@ def backfill(connection: Connection, *, batch: int = 500) -> int:
                     evidence=_dict(evidence),
                 )
             )
-        for table, rows in statements(batch_rows):
+        for table, rows in statements(batch_rows, repository=repository):
             connection.execute(insert(table), rows)
         done += len(found)
         after = found[-1].sequence

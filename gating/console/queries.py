@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from gating.console.index import KIND
-from gating.console.scope import Scope
+from gating.console.scope import EVERYTHING, Scope
 from gating.db import Database
 from gating.ledger import LedgerEntryView, chain
 from gating.models import (
@@ -199,13 +199,21 @@ def _sha_condition(prefix: str) -> ColumnElement[bool]:
     return SearchCommit.sha.between(prefix, prefix + "f" * (64 - len(prefix)))
 
 
-def _indexed(query: DeploymentQuery) -> list[Select[Any]]:
-    """The sequences of the entries each index filter selects."""
+def _indexed(query: DeploymentQuery, scope: Scope = EVERYTHING) -> list[Select[Any]]:
+    """The sequences of the entries each index filter selects, within `scope`: each child row carries its decision's
+    repository (lower-case), so the scope is tested in the child's index (filter columns, repository, sequence) and
+    never by looking each match up in search_deployments. A row without it (NULL) is outside every scope."""
     found: list[Select[Any]] = []
     if query.ticket is not None:
-        found.append(select(SearchTicket.sequence).where(SearchTicket.ticket_key == query.ticket))
+        found.append(
+            select(SearchTicket.sequence).where(
+                SearchTicket.ticket_key == query.ticket, scope.clause(SearchTicket.repository)
+            )
+        )
     if query.sha is not None:
-        found.append(select(SearchCommit.sequence).where(_sha_condition(query.sha)))
+        found.append(
+            select(SearchCommit.sequence).where(_sha_condition(query.sha), scope.clause(SearchCommit.repository))
+        )
     for roles, value in (
         (("requester",), query.requester),
         (("approver",), query.approver),
@@ -213,9 +221,17 @@ def _indexed(query: DeploymentQuery) -> list[Select[Any]]:
     ):
         if value is not None:
             role = SearchPerson.role == roles[0] if len(roles) == 1 else SearchPerson.role.in_(roles)
-            found.append(select(SearchPerson.sequence).where(SearchPerson.identity == value, role))
+            found.append(
+                select(SearchPerson.sequence).where(
+                    SearchPerson.identity == value, role, scope.clause(SearchPerson.repository)
+                )
+            )
     if query.version is not None:
-        found.append(select(SearchVersion.sequence).where(SearchVersion.version == query.version))
+        found.append(
+            select(SearchVersion.sequence).where(
+                SearchVersion.version == query.version, scope.clause(SearchVersion.repository)
+            )
+        )
     return found
 
 
@@ -241,10 +257,11 @@ def search_conditions(
     """The WHERE clauses of a search of the index within `scope` (the viewer's repositories, always applied;
     `repositories`: the names it admits, from `visible_repositories`, to let the index do the work)."""
     row = SearchDeployment
-    indexed = _indexed(query)
-    # A commit, ticket, person or version already selects few rows, which the scope's patterns then test; the names
-    # would make the database look each of those rows up once per name instead.
-    conditions = _scoped(scope, repositories if not indexed and query.repo is None else None)
+    indexed = _indexed(query, scope)
+    # A commit, ticket, person or version: its index table applies the scope to its own copy of the repository
+    # (`_indexed`), and every decision it selects is within the scope; testing search_deployments' repository too
+    # would cost one lookup per match, to count them. Otherwise the scope is tested here.
+    conditions = [] if indexed else _scoped(scope, repositories if query.repo is None else None)
     for column, value in (
         (row.repository, query.repo),
         (row.environment, query.environment),
@@ -258,6 +275,18 @@ def search_conditions(
         conditions.append(row.recorded_at < query.until)
     conditions.extend(row.sequence.in_(selected) for selected in indexed)
     return conditions
+
+
+def _counted_in_index(query: DeploymentQuery, scope: Scope) -> Select[Any] | None:
+    """How many decisions match, from one child index alone, when a single child filter is all the search has
+    (the scope included, `_indexed`); None when the count needs search_deployments."""
+    indexed = _indexed(query, scope)
+    others = (query.repo, query.environment, query.decision, query.since, query.until)
+    if len(indexed) != 1 or any(value is not None for value in others):
+        return None
+    # A decision is one sequence; an author is also a committer, a SHA prefix may match several of its commits.
+    matched = indexed[0].subquery()
+    return select(func.count(matched.c.sequence.distinct()))
 
 
 def deployment_conditions(query: DeploymentQuery, scope: Scope) -> list[ColumnElement[bool]]:
@@ -358,7 +387,10 @@ def search_page(db: Database, query: DeploymentQuery, scope: Scope) -> SearchPag
             .offset((query.page - 1) * per_page)
         )
         rows = list(session.scalars(statement))
-        total = int(session.scalar(select(func.count()).select_from(SearchDeployment).where(*conditions)) or 0)
+        counted = _counted_in_index(query, scope)
+        if counted is None:
+            counted = select(func.count()).select_from(SearchDeployment).where(*conditions)
+        total = int(session.scalar(counted) or 0)
         matched: dict[int, list[str]] = {}
         if query.sha is not None and rows:
             for sequence, sha in session.execute(

@@ -72,7 +72,7 @@ def upgrade() -> None:
     # The rows are built by the same code as at append time, so old and new entries are found alike.
     from gating.console.index import backfill
 
-    backfill(op.get_bind())
+    backfill(op.get_bind(), repository=False)  # the child rows' repository column is added (and filled) by 0016
 
 
 def downgrade() -> None:
