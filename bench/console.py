@@ -4,6 +4,7 @@
 .venv/bin/python bench/console.py --million                         # 1,000,000
 .venv/bin/python bench/console.py --postgresql postgresql+psycopg://postgres@127.0.0.1/bench --reset
 .venv/bin/python bench/console.py --count 20000 --sqlite --postgresql URL   # both, one after the other
+.venv/bin/python bench/console.py --million --sqlite-file /var/tmp/bench.sqlite3 --keep   # seed once, measure again
 
 Seeding is a bulk insert, not N appends: each entry is a realistic decision (8 commits, 2 tickets with their Jira
 approval records, CI checks: about 6 KB of canonical JSON) with its search index rows, as the deploy gate writes
@@ -296,18 +297,45 @@ def queries(count: int) -> list[tuple[str, dict[str, str]]]:
     ]
 
 
-def run(url: str | None, count: int, reset: bool, samples: int, dossier_samples: int) -> None:
-    tmp = tempfile.TemporaryDirectory(prefix="countersign-bench-console-")
-    url, db = empty_ledger_database(url, reset=reset, tmp=tmp)
-    if reset:
+def seeded_before(url: str | None, count: int) -> bool:
+    """True when `url` holds this benchmark's `count` decisions already (and perhaps the few a run appends after)."""
+    if url is None:
+        return False
+    db = Database(url)
+    try:
+        db.upgrade()
         with db.engine.begin() as connection:
-            # The cached verification too: it describes the chain being replaced.
-            for table in (*LEDGER_DERIVED, SearchRepository, LedgerVerification):
-                connection.execute(table.__table__.delete())
-    print(f"\ndatabase: {_redact(url)} ({db.engine.dialect.name}), {count:,} deployment decisions")
-    seconds = seed(db, count)
-    print(f"seeded in {seconds:.1f} s ({count / seconds:,.0f} decisions/s, with their index rows)")
-    db.dispose()
+            entry = connection.execute(
+                text("SELECT hash FROM ledger_entries WHERE sequence = :n"), {"n": count}
+            ).scalar_one_or_none()
+            after = connection.execute(
+                text("SELECT COUNT(*) FROM ledger_entries WHERE sequence > :n"), {"n": count}
+            ).scalar_one()
+            if entry is None or after > 1000:
+                return False
+            # Measured as after a fresh seeding: no cached verification yet.
+            connection.execute(LedgerVerification.__table__.delete())
+        return True
+    finally:
+        db.dispose()
+
+
+def run(url: str | None, count: int, reset: bool, samples: int, dossier_samples: int, keep: bool = False) -> None:
+    tmp = tempfile.TemporaryDirectory(prefix="countersign-bench-console-")
+    if keep and seeded_before(url, count):
+        assert url is not None
+        print(f"\ndatabase: {_redact(url)}, {count:,} deployment decisions seeded before (--keep)")
+    else:
+        url, db = empty_ledger_database(url, reset=reset, tmp=tmp)
+        if reset:
+            with db.engine.begin() as connection:
+                # The cached verification too: it describes the chain being replaced.
+                for table in (*LEDGER_DERIVED, SearchRepository, LedgerVerification):
+                    connection.execute(table.__table__.delete())
+        print(f"\ndatabase: {_redact(url)} ({db.engine.dialect.name}), {count:,} deployment decisions")
+        seconds = seed(db, count)
+        print(f"seeded in {seconds:.1f} s ({count / seconds:,.0f} decisions/s, with their index rows)")
+        db.dispose()
 
     private_pem, _public = generate_app_key()
     settings = Settings(
@@ -396,18 +424,24 @@ def main() -> None:
     parser.add_argument("--million", action="store_true", help="1,000,000 decisions")
     parser.add_argument("--sqlite", action="store_true", help="run on a temporary SQLite file (the default)")
     parser.add_argument("--postgresql", metavar="URL", help="run on this PostgreSQL database (emptied with --reset)")
+    parser.add_argument("--sqlite-file", metavar="PATH", help="run on this SQLite file instead of a temporary one")
     parser.add_argument("--reset", action="store_true", help="delete existing ledger entries first")
+    parser.add_argument(
+        "--keep", action="store_true", help="measure a database seeded by an earlier run as it is (seed only if not)"
+    )
     parser.add_argument("--samples", type=int, default=100, help="requests per search kind (default 100)")
     parser.add_argument("--dossier-samples", type=int, default=100, help="dossier requests (default 100)")
     args = parser.parse_args()
     count = 1_000_000 if args.million else args.count
     targets: list[str | None] = []
-    if args.sqlite or not args.postgresql:
+    if args.sqlite_file:
+        targets.append(f"sqlite:///{Path(args.sqlite_file).resolve()}")
+    elif args.sqlite or not args.postgresql:
         targets.append(None)
     if args.postgresql:
         targets.append(args.postgresql)
     for url in targets:
-        run(url, count, args.reset, args.samples, args.dossier_samples)
+        run(url, count, args.reset, args.samples, args.dossier_samples, keep=args.keep)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from gating.intake.recovery import recover_missed_deliveries
 from gating.intake.routing import EventRouter
 from gating.ledger import Ledger, load_signing_key
 from gating.ledger.checkpoint_files import write_periodic_checkpoint
-from gating.ledger.verification import verify_in_full
+from gating.ledger.verification import verify_cached, verify_in_full
 from gating.logs import configure_from_settings
 from gating.services import Services, utcnow
 from gating.settings import Settings, instance_path
@@ -101,6 +101,9 @@ def periodic_jobs(services: Services) -> list[PeriodicJob]:
         # Views verify only what was appended since the last verification; this recomputes every entry once a day,
         # which is what finds an entry edited in place inside the range views no longer re-read.
         PeriodicJob("verify_ledger", timedelta(days=1), partial(verify_in_full, services.ledger)),
+        # Dossier views verify at most COUNTERSIGN_VIEW_VERIFY_ENTRIES new entries themselves; this walks the rest
+        # (the first verification of a large chain, a long run of appends without views), so no view waits for it.
+        PeriodicJob("extend_verification", timedelta(minutes=1), partial(verify_cached, services.ledger)),
     ]
 
 

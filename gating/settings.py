@@ -64,6 +64,7 @@ class Settings:
     github_writes_per_minute: int = 80  # content-creating requests per installation in any minute, per process
     checkpoint_dir: str | None = None  # where a signed ledger checkpoint is written periodically
     checkpoint_minutes: float = 60.0  # how often
+    view_verify_entries: int = 2000  # ledger entries a dossier view verifies itself; more are left to the worker
     signin: SignInSettings | None = field(default=None, repr=False)  # console sign-in; None: API tokens only
 
     def secret_values(self) -> tuple[str, ...]:
@@ -128,6 +129,7 @@ class Settings:
         github_max_in_flight = read(lambda: _whole(env, "COUNTERSIGN_GITHUB_MAX_IN_FLIGHT", 10, maximum=100), 10)
         github_writes_per_minute = read(lambda: _whole(env, "COUNTERSIGN_GITHUB_WRITES_PER_MINUTE", 80), 80)
         checkpoint_minutes = read(lambda: _number(env, "COUNTERSIGN_CHECKPOINT_MINUTES", 60.0), 60.0)
+        view_verify_entries = read(lambda: _whole(env, "COUNTERSIGN_VIEW_VERIFY_ENTRIES", 2000), 2000)
         signin = read(lambda: read_signin(env), None)
         if problems:
             raise SettingsError(problems)
@@ -159,6 +161,7 @@ class Settings:
             github_writes_per_minute=github_writes_per_minute,
             checkpoint_dir=env.get("COUNTERSIGN_CHECKPOINT_DIR", "").strip() or None,
             checkpoint_minutes=checkpoint_minutes,
+            view_verify_entries=view_verify_entries,
             signin=signin,
         )
 

@@ -22,6 +22,7 @@ from gating.ledger.verification import (
     CACHED,
     FULL,
     INCREMENTAL,
+    PENDING,
     Verification,
     decode_result,
     encode_result,
@@ -201,6 +202,64 @@ def test_a_purge_since_the_cached_head_means_a_full_verification_and_purged_rang
     later = verify_cached(ledger)
     assert later.how == INCREMENTAL and later.result.as_dict() == ledger.verify().as_dict()
     assert decode_result(encode_result(later.result)) == later.result
+
+
+def test_a_view_leaves_a_walk_longer_than_its_limit_to_the_worker(db: Database) -> None:
+    ledger = Ledger(db, clock=Clock())
+    fill(ledger, 5)
+    first = verify_cached(ledger, limit=3)  # never verified, five entries: more than a view walks
+    assert (first.how, first.entries_checked, first.pending_entries) == (PENDING, 0, 5)
+    assert not first.result.ok and first.result.first_bad_sequence is None  # nothing claimed, nothing found broken
+    assert first.as_dict()["pending"] == {
+        "reason": "the chain has not been verified yet",
+        "entries": 5,
+        "cache_failed": False,
+    }
+    with db.session() as session:
+        assert session.get(LedgerVerification, "") is None  # a view's pending answer is not a verification
+
+    worker = verify_cached(ledger)  # what the extend_verification job runs: no limit
+    assert worker.how == FULL and worker.result.ok
+    assert verify_cached(ledger, limit=3).how == CACHED
+
+    fill(ledger, 2)
+    assert verify_cached(ledger, limit=3).how == INCREMENTAL  # two new entries: within the limit
+    fill(ledger, 4)
+    behind = verify_cached(ledger, limit=3)
+    assert (behind.how, behind.pending_entries, behind.result.last_sequence) == (PENDING, 4, 7)
+    assert behind.result.ok and behind.verified_at != behind.full_verified_at  # the incremental walk through 7
+    assert behind.as_dict()["last_full_verification"]["through_sequence"] == 5
+    assert verify_cached(ledger).how == INCREMENTAL and verify_cached(ledger, limit=3).how == CACHED
+
+
+@pytest.mark.parametrize(
+    ("damage", "standing"),
+    [
+        ("UPDATE ledger_entries SET payload = replace(payload, 'PAY-', 'PAX-') WHERE sequence = 4", "changed since"),
+        ("DELETE FROM ledger_entries WHERE sequence = 2", "changed since"),
+    ],
+)
+def test_a_view_over_a_cache_that_no_longer_holds_claims_nothing(db: Database, damage: str, standing: str) -> None:
+    ledger = Ledger(db, clock=Clock())
+    fill(ledger, 4)
+    verify_cached(ledger)
+    with db.engine.begin() as connection:
+        connection.execute(text(damage))
+    found = verify_cached(ledger, limit=2)
+    assert found.how == PENDING and not found.result.ok and found.result.count == 0
+    assert standing in (found.result.reason or "") and "entry 4, the last one verified" in (found.pending or "")
+    assert found.cache_failed
+    assert not verify_cached(ledger).result.ok  # the worker's walk finds what changed
+
+
+def test_a_broken_cached_result_stands_until_the_worker_verifies_again(db: Database) -> None:
+    ledger = Ledger(db, clock=Clock())
+    fill(ledger, 3)
+    tamper(db, 2)
+    assert verify_cached(ledger).result.first_bad_sequence == 2
+    shown = verify_cached(ledger, limit=1)
+    assert shown.how == PENDING and not shown.result.ok and shown.result.first_bad_sequence == 2
+    assert "did not verify last time" in (shown.pending or "")
 
 
 def test_a_colliding_first_record_is_written_again(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:

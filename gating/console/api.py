@@ -40,7 +40,8 @@ def dossier_by_id(entry_id: str) -> dict[str, Any] | None:
     """The dossier a URL names, if the viewer may see it; None for a missing, malformed or out-of-scope id."""
     if not entry_id.isdigit() or len(entry_id) >= 19:  # beyond any sequence: never a database integer overflow
         return None
-    return load_dossier(current_ledger(), int(entry_id), current_scope())
+    limit = current_app.extensions["countersign"].settings.view_verify_entries
+    return load_dossier(current_ledger(), int(entry_id), current_scope(), verify_limit=limit)
 
 
 def _error(status: int, message: str, **extra: Any) -> Any:

@@ -483,6 +483,7 @@ def dossier_view(
     environment = evidence.get("environment")
     full = verification.get("last_full_verification")
     how = verification.get("how")
+    pending = verification.get("pending")
     checked = int(verification.get("entries_checked") or 0)
     if how == "incremental":
         how_words = (
@@ -494,8 +495,15 @@ def dossier_view(
         how_words = "nothing was appended since the last verification, whose last entry was checked to be unchanged"
     elif how == "full":
         how_words = f"every entry recomputed ({plural(checked, 'entry')})"
+    elif how == "pending" and isinstance(pending, Mapping):
+        left = int(pending.get("entries") or 0)
+        how_words = (
+            f"not to the end: {pending.get('reason')}; the worker verifies the {plural(left, 'entry')} left "
+            "(it extends the verification every minute), so this page does not wait for it"
+        )
     else:
         how_words = "not recorded"
+    chain_class, chain_words = _chain_state(verification)
     count = len(evidence.get("commits") or [])
     uncovered = answers.get("commits", {}).get("unmapped") or []
     questions = {
@@ -558,6 +566,14 @@ def dossier_view(
             "entry_verified": bool(verification.get("entry_verified")),
             "hash_matches": bool(verification.get("entry_hash_matches")),
             "chain_ok": bool(verification.get("ok")),
+            "chain_class": chain_class,
+            "chain_words": chain_words,
+            "verdict_class": "ok"
+            if verification.get("entry_verified")
+            else "warn"
+            if _waiting(verification)
+            else "bad",
+            "verdict": _verdict(verification),
             "chain_count": plural(int(verification.get("count") or 0), "entry"),
             "first_bad": verification.get("first_bad_sequence"),
             "reason": verification.get("reason"),
@@ -620,8 +636,47 @@ def _checks_answer(required: Sequence[Mapping[str, Any]]) -> str:
     return f"no: {join_words(failed)} had not succeeded"
 
 
+def _waiting(verification: Mapping[str, Any]) -> bool:
+    """Not verified through the entry only because the walk was left to the worker, nothing found wrong."""
+    pending = verification.get("pending")
+    return (
+        isinstance(pending, Mapping)
+        and not pending.get("cache_failed")
+        and verification.get("first_bad_sequence") is None
+    )
+
+
+def _verdict(verification: Mapping[str, Any]) -> str:
+    if verification.get("entry_verified"):
+        return "Ledger verified:"
+    if _waiting(verification):
+        return "Not verified yet:"
+    if verification.get("first_bad_sequence") is None and verification.get("reason"):
+        return "Ledger NOT VERIFIED:"  # what was verified before no longer holds; the worker's walk will say where
+    return "Ledger BROKEN:"
+
+
+def _chain_state(verification: Mapping[str, Any]) -> tuple[str, str]:
+    """The chain's verification in words, with its class: verified (how far), broken (where), or not verified."""
+    if verification.get("ok"):
+        through = verification.get("verified_through")
+        if verification.get("pending") and through is not None:
+            return "warn", f"verified OK through entry {through}; the entries after it are not verified yet"
+        return "ok", "verified OK"
+    if verification.get("first_bad_sequence") is not None:
+        return "bad", f"broken at entry {verification.get('first_bad_sequence')}: {verification.get('reason')}"
+    return "bad", f"not verified: {verification.get('reason') or 'no verification recorded'}"
+
+
 def _integrity_answer(verification: Mapping[str, Any], full: Any, now: datetime) -> str:
     if not verification.get("entry_verified"):
+        if _waiting(verification):
+            return (
+                "not yet: the chain has not been verified through this entry "
+                f"({(verification.get('pending') or {}).get('reason')}); reload in a minute or two"
+            )
+        if verification.get("first_bad_sequence") is None and verification.get("reason"):
+            return f"no: the ledger is not verified through this entry ({verification.get('reason')})"
         return "no: the ledger does not verify through this entry"
     text = "yes: this entry's hash matches its content and the chain verifies through it"
     if not verification.get("ok"):

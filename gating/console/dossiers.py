@@ -51,17 +51,25 @@ def summary(entry: LedgerEntryView) -> dict[str, Any]:
 
 
 def load_dossier(
-    ledger: Ledger, entry_id: int, scope: Scope, verification: VerifyResult | Verification | None = None
+    ledger: Ledger,
+    entry_id: int,
+    scope: Scope,
+    verification: VerifyResult | Verification | None = None,
+    *,
+    verify_limit: int | None = None,
 ) -> dict[str, Any] | None:
     """The dossier of ledger entry `entry_id`, or None when there is no such deployment decision in `scope`
     (outside it, the same None: a viewer learns nothing of what it may not see, not even that it exists).
 
     Without a `verification`, the cached one extended to the head (`verify_cached`): a view recomputes only the
-    entries appended since the last verification, and says when the chain was last verified in full."""
+    entries appended since the last verification, at most `verify_limit` of them (more are left to the worker and
+    the dossier says so), and says when the chain was last verified in full."""
     entry = ledger.get(entry_id)
     if entry is None or entry.kind != KIND or not scope.allows(entry.repository):
         return None
-    dossier = build_dossier(entry, verification if verification is not None else verify_cached(ledger), ledger)
+    if verification is None:
+        verification = verify_cached(ledger, limit=verify_limit)
+    dossier = build_dossier(entry, verification, ledger)
     dossier["range_base"] = range_base(ledger, entry, dossier["evidence"])
     return dossier
 
@@ -92,6 +100,7 @@ def build_dossier(
             "entries_checked": result.count,
             "verified_at": None,
             "last_full_verification": None,
+            "pending": None,
         }
     else:
         result, how = verification.result, verification.as_dict()
@@ -103,12 +112,17 @@ def build_dossier(
         signer = result.signer_of(entry.sequence)
         key = public_key_from_hex(signer) if signer else ledger.public_key
         signature_valid = check_signature(key, entry.hash, entry.signature)
-    covered = result.ok or (result.first_bad_sequence is not None and result.first_bad_sequence > entry.sequence)
+    # Verified through this entry: an OK walk that reached it (one left to the worker may stop short of it), or a
+    # broken chain whose first bad entry comes after it.
+    covered = (result.ok and entry.sequence <= result.last_sequence) or (
+        result.first_bad_sequence is not None and result.first_bad_sequence > entry.sequence
+    )
     verification_doc = (
         result.as_dict()
         | {
             "entry_hash_matches": hash_matches,
             "entry_verified": bool(covered and hash_matches),
+            "verified_through": result.last_sequence if result.ok else None,
         }
         | how
     )

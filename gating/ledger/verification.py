@@ -5,6 +5,12 @@ The result of each verification is kept in `ledger_verifications`, one row per t
 one (`verify_cached`); `verify_in_full` recomputes every entry and records when it last did (`countersign verify`,
 `GET /api/v1/ledger/verify` and the daily `verify_ledger` job).
 
+A view verifies at most `limit` entries itself (COUNTERSIGN_VIEW_VERIFY_ENTRIES): a view that would have to walk
+more (a new install's first, the first after a purge, or after a long time without views) answers from what was
+verified before and says what is left, marked `pending`, while the worker's `extend_verification` job (every
+minute) walks the rest. A request is never held for the length of the chain, and nothing unverified reads as
+verified: an entry past the verified head, or a chain whose cached result no longer checks out, is "not verified".
+
 What an incremental verification guarantees, beyond the cached result:
 - every entry appended since is checked exactly as a full verification checks it (sequence, link, hash of its
   content, columns against content, signature with the key in force, key changes), starting from the cached head;
@@ -45,6 +51,7 @@ log = logging.getLogger(__name__)
 FULL = "full"  # every entry recomputed
 INCREMENTAL = "incremental"  # the entries after the cached head, on top of the cached result
 CACHED = "cached"  # nothing appended since: the cached result, its head cross-checked
+PENDING = "pending"  # more to walk than a view may: what was verified before (if it still holds); the worker does it
 
 
 @dataclass(frozen=True)
@@ -58,10 +65,19 @@ class Verification:
     full_verified_at: datetime | None
     full_verified_sequence: int | None
     full_ok: bool | None
+    # PENDING: why this view did not verify to the head, and how many entries are left for the worker.
+    pending: str | None = None
+    pending_entries: int = 0
+    cache_failed: bool = False  # what was verified before no longer checks out: edited, removed or purged since
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "how": self.how,
+            "pending": (
+                {"reason": self.pending, "entries": self.pending_entries, "cache_failed": self.cache_failed}
+                if self.pending
+                else None
+            ),
             "entries_checked": self.entries_checked,
             "verified_at": chain.format_time(self.verified_at),
             "last_full_verification": (
@@ -174,13 +190,40 @@ def _head_still_verified(ledger: Ledger, row: LedgerVerification, cached: chain.
     return counted == cached.count and not purged_since
 
 
+def _pending(
+    row: LedgerVerification | None,
+    result: chain.VerifyResult,
+    why: str,
+    left: int,
+    now: datetime,
+    *,
+    cache_failed: bool = False,
+) -> Verification:
+    """A view's answer when the walk is left to the worker: `result` is what stands meanwhile."""
+    full = (row.full_verified_at, row.full_verified_sequence, row.full_ok) if row is not None else (None, None, None)
+    verified_at = row.verified_at if row is not None and result.ok else now
+    return Verification(
+        result, PENDING, 0, verified_at, *full, pending=why, pending_entries=left, cache_failed=cache_failed
+    )
+
+
+def _unverified(reason: str) -> chain.VerifyResult:
+    """Nothing verified that still holds: no entry reads as verified, and `reason` says why."""
+    return chain.VerifyResult(ok=False, count=0, head_hash="", reason=reason)
+
+
 def verify_cached(
-    ledger: Ledger, public_key: Ed25519PublicKey | None = None, *, now: datetime | None = None
+    ledger: Ledger,
+    public_key: Ed25519PublicKey | None = None,
+    *,
+    now: datetime | None = None,
+    limit: int | None = None,
 ) -> Verification:
     """The chain's verification for a view: the cached one, extended to the current head; in full when it cannot be.
 
     In full when there is no cached result with this key, when it did not verify OK (a broken chain is recomputed
-    until it verifies again), or when its head no longer checks out (edited, deleted, purged since).
+    until it verifies again), or when its head no longer checks out (edited, deleted, purged since). With a `limit`,
+    a walk over more entries than that is not made here (PENDING, see the module's docstring).
     """
     key, anchor = _anchor(ledger, public_key)
     moment = now or ledger.clock()
@@ -189,10 +232,28 @@ def verify_cached(
         cached = decode_result(row.result) if row is not None else None
     except (ValueError, KeyError, TypeError):
         cached = None  # a cache written by another version, or damaged: recompute
-    if row is None or cached is None or not cached.ok or cached.state is None:
+    head_sequence = ledger.head()[0]
+    too_long = limit is not None and head_sequence > limit
+
+    def in_full(standing: chain.VerifyResult, why: str, *, cache_failed: bool = False) -> Verification:
+        if too_long:
+            return _pending(row, standing, why, head_sequence, moment, cache_failed=cache_failed)
         return verify_in_full(ledger, key, now=moment)
+
+    if row is not None and cached is not None and not cached.ok:
+        return in_full(cached, "the chain did not verify last time; it is being verified again in full")
+    if row is None or cached is None or cached.state is None:
+        return in_full(_unverified("not verified yet"), "the chain has not been verified yet")
     if not _head_still_verified(ledger, row, cached):
-        return verify_in_full(ledger, key, now=moment)
+        why = (
+            f"entry {row.sequence}, the last one verified, or the entries before it changed since (edited, removed "
+            "or purged); the chain is being verified again in full"
+        )
+        return in_full(_unverified(why), why, cache_failed=True)
+    if limit is not None and head_sequence - row.sequence > limit:
+        left = head_sequence - row.sequence
+        why = f"the entries after entry {row.sequence} are being verified"
+        return _pending(row, cached, why, left, moment)
     counter = _Counter()
     query = select(*_VERIFY_COLUMNS).where(LedgerEntry.sequence > row.sequence).order_by(LedgerEntry.sequence)
     with ledger.db.engine.connect() as connection:
@@ -201,7 +262,10 @@ def verify_cached(
             # Signing was turned on since: the keys the cached walk assumed (the trusted key) were a guess that the
             # key change now settles, so the whole chain is walked again from the start.
             connection.close()
-            return verify_in_full(ledger, key, now=moment)
+            return in_full(
+                _unverified("signing was turned on since the last verification"),
+                "signing was turned on since the last verification; the chain is being verified again in full",
+            )
         rows = connection.execution_options(yield_per=2000).execute(query)
         result = chain.verify(counter.count(rows), key, check=_columns_match_content, first_change=first, after=cached)
     if counter.seen == 0:
