@@ -108,6 +108,15 @@ def database_url(tmp_path: Any) -> Iterator[str]:
 
 
 @pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """The test's database, migrated."""
+    database = Database(database_url)
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
 def settings(app_keys: tuple[str, str], github: GitHubSimulator, jira: JiraSimulator, database_url: str) -> Settings:
     return Settings(
         github_app_id=str(APP_ID),
