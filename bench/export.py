@@ -10,7 +10,6 @@ entry) so that the figures are the export's. The export runs as its own process,
 
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import subprocess
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from ledger_db import empty_ledger_database
+from ledger_db import empty_ledger_database, ledger_arguments
 from sqlalchemy import insert
 
 from gating.db import Database, _redact
@@ -113,10 +112,7 @@ def size_of(folder: Path) -> tuple[int, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--count", type=int, default=100_000, help="deployment decisions (default 100,000)")
-    parser.add_argument("--database-url", help="default: a SQLite file in a temporary directory")
-    parser.add_argument("--reset", action="store_true", help="delete existing ledger entries first")
+    parser = ledger_arguments(__doc__, "deployment decisions (default 100,000)")
     parser.add_argument("--verify-script", action="store_true", help="also run the bundle's verify.sh")
     args = parser.parse_args()
 

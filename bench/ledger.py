@@ -6,13 +6,12 @@
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from ledger_db import empty_ledger_database
+from ledger_db import empty_ledger_database, ledger_arguments
 
 from gating.db import _redact
 from gating.ledger import Ledger
@@ -46,10 +45,7 @@ def decision(n: int) -> tuple[dict[str, object], dict[str, object]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--count", type=int, default=100_000, help="entries to append (default 100,000)")
-    parser.add_argument("--database-url", help="default: a SQLite file in a temporary directory")
-    parser.add_argument("--reset", action="store_true", help="delete existing ledger entries first")
+    parser = ledger_arguments(__doc__, "entries to append (default 100,000)")
     parser.add_argument("--no-sign", action="store_true", help="append without an Ed25519 signature")
     args = parser.parse_args()
 

@@ -1,7 +1,9 @@
-"""The database a ledger benchmark writes: given or a temporary SQLite file, migrated, and empty."""
+"""The database a ledger benchmark writes: given or a temporary SQLite file, migrated, and empty; the options that
+choose it."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -9,6 +11,15 @@ from pathlib import Path
 from sqlalchemy import text
 
 from gating.db import Database, _redact
+
+
+def ledger_arguments(description: str | None, count_help: str) -> argparse.ArgumentParser:
+    """A benchmark's command line with --count (100,000 by default), --database-url and --reset; add its own."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=100_000, help=count_help)
+    parser.add_argument("--database-url", help="default: a SQLite file in a temporary directory")
+    parser.add_argument("--reset", action="store_true", help="delete existing ledger entries first")
+    return parser
 
 
 def empty_ledger_database(

@@ -9,6 +9,8 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,6 +59,26 @@ def _ledger(database: Database) -> Ledger:
         return Ledger(database, signing_key_from_env())
     except LedgerKeyError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@contextmanager
+def _open_database(*failures: type[Exception]) -> Iterator[Database]:
+    """The migrated database for one command, disposed of however the command ends; any of `failures` raised
+    meanwhile is the command's one error line rather than a traceback."""
+    database = _migrated_database()
+    try:
+        yield database
+    except failures as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        database.dispose()
+
+
+@contextmanager
+def _open_ledger(*failures: type[Exception]) -> Iterator[Ledger]:
+    """_open_database, for a command that works on the ledger."""
+    with _open_database(*failures) as database:
+        yield _ledger(database)
 
 
 @main.group(help="Database schema.")
@@ -327,9 +349,7 @@ def verify(checkpoint_file: Path | None, public_key_file: Path | None, as_json: 
     from gating.ledger.signing import describe_spans
     from gating.ledger.verification import verify_in_full
 
-    database = _migrated_database()
-    try:
-        ledger = _ledger(database)
+    with _open_ledger() as ledger:
         try:
             public_key = load_public_key(public_key_file) if public_key_file else None
         except (LedgerKeyError, ValueError) as exc:
@@ -345,8 +365,6 @@ def verify(checkpoint_file: Path | None, public_key_file: Path | None, as_json: 
         else:
             # Recorded as the last full verification, which dossier pages show.
             result = verify_in_full(ledger, public_key).result
-    finally:
-        database.dispose()
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     elif result.ok:
@@ -405,16 +423,12 @@ def checkpoint(output: Path | None, out_dir: Path | None) -> None:
         _checkpoint_into(out_dir)
         return
 
-    database = _migrated_database()
-    try:
-        ledger = _ledger(database)
+    with _open_ledger() as ledger:
         # A checkpoint vouches for the chain, so never take one of a chain that does not verify.
         result = ledger.verify()
         if not result.ok:
             raise click.ClickException(f"ledger BROKEN, no checkpoint written: {result.reason}")
         data = make_checkpoint(ledger, ledger.signing_key)
-    finally:
-        database.dispose()
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     signed = "signed" if "signature" in data else "UNSIGNED (set COUNTERSIGN_SIGNING_KEY_PATH to sign)"
     described = f"{data['count']} entries, head {data['head_hash']}, {signed}"
@@ -433,13 +447,8 @@ def _checkpoint_into(folder: Path) -> None:
     problem = directory_problem(folder)
     if problem:
         raise click.ClickException(problem.removeprefix("COUNTERSIGN_CHECKPOINT_DIR="))
-    database = _migrated_database()
-    try:
-        path = write_checkpoint_file(_ledger(database), folder)
-    except LedgerBroken as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        database.dispose()
+    with _open_ledger(LedgerBroken) as ledger:
+        path = write_checkpoint_file(ledger, folder)
     click.echo(f"checkpoint written to {path}")
 
 
@@ -465,23 +474,13 @@ def key_rotate(new_key_file: Path) -> None:
     from gating.ledger import LedgerKeyError, load_signing_key
     from gating.ledger.signing import short_key
 
-    database = _migrated_database()
-    try:
-        ledger = _ledger(database)
-        try:
-            new_key = load_signing_key(new_key_file)
-        except LedgerKeyError as exc:
-            raise click.ClickException(str(exc)) from exc
+    with _open_ledger(LedgerKeyError) as ledger:
+        new_key = load_signing_key(new_key_file)
         # A key change vouches for the chain before it, so never record one on a chain that does not verify.
         result = ledger.verify()
         if not result.ok:
             raise click.ClickException(f"ledger BROKEN, no key change recorded: {result.reason}")
-        try:
-            entry = ledger.rotate_key(new_key)
-        except LedgerKeyError as exc:
-            raise click.ClickException(str(exc)) from exc
-    finally:
-        database.dispose()
+        entry = ledger.rotate_key(new_key)
     new, previous = entry.data["public_key"], entry.data["previous_public_key"]
     if previous:
         click.echo(
@@ -511,13 +510,8 @@ def token() -> None:
 def token_create(name: str, repos: str | None) -> None:
     from gating.console.auth import TokenError, create_token
 
-    database = _migrated_database()
-    try:
+    with _open_database(TokenError) as database:
         value = create_token(database, name, datetime.now(UTC), repos)
-    except TokenError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        database.dispose()
     click.echo(f"token {name!r} created; it is shown only now, store it safely:")
     click.echo(value)
 
@@ -527,13 +521,8 @@ def token_create(name: str, repos: str | None) -> None:
 def token_revoke(name: str) -> None:
     from gating.console.auth import TokenError, revoke_token
 
-    database = _migrated_database()
-    try:
+    with _open_database(TokenError) as database:
         revoke_token(database, name, datetime.now(UTC))
-    except TokenError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        database.dispose()
     click.echo(f"token {name!r} revoked")
 
 
@@ -541,11 +530,8 @@ def token_revoke(name: str) -> None:
 def token_list() -> None:
     from gating.console.auth import list_tokens
 
-    database = _migrated_database()
-    try:
+    with _open_database() as database:
         tokens = list_tokens(database)
-    finally:
-        database.dispose()
     if not tokens:
         click.echo("no tokens (create one with `countersign token create --name NAME`)")
     for info in tokens:
@@ -616,9 +602,7 @@ def export(
     if out_dir is not None:
         _export_bundle(query, out_dir)
         return
-    database = _migrated_database()
-    try:
-        ledger = _ledger(database)
+    with _open_ledger() as ledger:
         verification = ledger.verify()
         if entry_id is not None:
             dossier = load_dossier(ledger, entry_id, EVERYTHING, verification)
@@ -640,8 +624,6 @@ def export(
             with output.open("w", encoding="utf-8") as handle:
                 count = stream_json_array(ledger, query, verification, handle)
             click.echo(f"{count} dossier(s) written to {output}", err=True)
-    finally:
-        database.dispose()
     if not verification.ok:
         click.echo(f"warning: ledger BROKEN: {verification.reason}", err=True)
 
@@ -649,15 +631,8 @@ def export(
 def _export_bundle(query: DeploymentQuery, out_dir: Path) -> None:
     from gating.console.exports import BundleError, command_line, write_bundle
 
-    database = _migrated_database()
-    try:
-        ledger = _ledger(database)
-        try:
-            bundle = write_bundle(ledger, query, out_dir, command=command_line(query, out_dir))
-        except BundleError as exc:
-            raise click.ClickException(str(exc)) from exc
-    finally:
-        database.dispose()
+    with _open_ledger(BundleError) as ledger:
+        bundle = write_bundle(ledger, query, out_dir, command=command_line(query, out_dir))
     click.echo(f"evidence bundle written to {out_dir}: {bundle.describe()}")
     click.echo(f"a third party checks it with: bash {out_dir / 'verify.sh'} (see {out_dir / 'VERIFY.md'})")
     if not bundle.verification.ok:
@@ -681,9 +656,7 @@ def purge(older_than: str, dry_run: bool) -> None:
         rule = Retention.parse(older_than)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--older-than") from exc
-    database = _migrated_database()
-    try:
-        ledger = _ledger(database)
+    with _open_ledger(RetentionError) as ledger:
         plan = plan_purge(ledger, rule)
         for line in plan.describe():
             click.echo(line)
@@ -692,12 +665,7 @@ def purge(older_than: str, dry_run: bool) -> None:
             verdict = "the ledger verifies" if result.ok else f"ledger BROKEN, a purge would refuse: {result.reason}"
             click.echo(f"dry run, nothing purged; {verdict}")
             return
-        try:
-            written = purge_entries(ledger, plan)
-        except RetentionError as exc:
-            raise click.ClickException(str(exc)) from exc
-    finally:
-        database.dispose()
+        written = purge_entries(ledger, plan)
     if not written:
         click.echo("nothing purged")
     for entry in written:
@@ -719,13 +687,8 @@ def hold_add(repo: str | None, ticket: str | None, reason: str) -> None:
 
     if (repo is None) == (ticket is None):
         raise click.UsageError("give --repo R or --ticket K (one per hold)")
-    database = _migrated_database()
-    try:
-        placed = place_hold(_ledger(database), repository=repo, ticket=ticket, reason=reason)
-    except RetentionError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        database.dispose()
+    with _open_ledger(RetentionError) as ledger:
+        placed = place_hold(ledger, repository=repo, ticket=ticket, reason=reason)
     click.echo(f"legal hold {placed.id} placed on {placed.scope()}, recorded by entry {placed.placed_entry}")
 
 
@@ -734,11 +697,8 @@ def hold_add(repo: str | None, ticket: str | None, reason: str) -> None:
 def hold_list(include_lifted: bool) -> None:
     from gating.ledger.retention import list_holds
 
-    database = _migrated_database()
-    try:
+    with _open_database() as database:
         holds = list_holds(database, include_lifted=include_lifted)
-    finally:
-        database.dispose()
     if not holds:
         click.echo("no legal holds")
     for found in holds:
@@ -751,13 +711,8 @@ def hold_list(include_lifted: bool) -> None:
 def hold_remove(hold_id: int) -> None:
     from gating.ledger.retention import RetentionError, lift_hold
 
-    database = _migrated_database()
-    try:
-        lifted = lift_hold(_ledger(database), hold_id)
-    except RetentionError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        database.dispose()
+    with _open_ledger(RetentionError) as ledger:
+        lifted = lift_hold(ledger, hold_id)
     click.echo(f"legal hold {lifted.id} on {lifted.scope()} removed, recorded by entry {lifted.released_entry}")
 
 

@@ -4,7 +4,7 @@ legal holds, periodic runs, console sessions, the cached ledger verification and
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -18,7 +18,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -346,70 +346,70 @@ class SearchDeployment(Base):
 _HEX = String(64).with_variant(String(64, collation="C"), "postgresql")
 
 
-class SearchCommit(Base):
+class _SearchFilter:
+    """What every filter table of the search index shares: rows keyed by the decision's ledger sequence and the
+    filter's own key columns (`_keys`), an index per filter for a search by it, and one for a scoped search by it.
+    """
+
+    __tablename__: str
+    _keys: ClassVar[tuple[str, ...]]  # the filter's key columns, in the order its indexes lead with them
+    _index: ClassVar[str]  # the name of the filter's index: ix_<table>_<_index>
+
+    # Ahead of the filter's own columns, as the migrations create them: the primary key is (sequence, <keys>).
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False, sort_order=-1)
+    # The decision's repository, lower-case as a scope compares it: a scoped search by this table's filter is
+    # answered from its index alone, without looking each match up in search_deployments to test the scope.
+    repository: Mapped[str | None] = mapped_column(String(200))
+
+    @declared_attr.directive
+    @classmethod
+    def __table_args__(cls) -> tuple[Index, ...]:
+        return (
+            Index(f"ix_{cls.__tablename__}_{cls._index}", *cls._keys, "sequence"),
+            Index(f"ix_{cls.__tablename__}_scope", *cls._keys, "repository", "sequence"),
+        )
+
+
+class SearchCommit(_SearchFilter, Base):
     """A commit inside a deployed release (every commit of the range, and the deployed SHA), lower-case."""
 
     __tablename__ = "search_commits"
-    __table_args__ = (
-        Index("ix_search_commits_sha", "sha", "sequence"),
-        Index("ix_search_commits_scope", "sha", "repository", "sequence"),
-    )
+    _keys = ("sha",)
+    _index = "sha"
 
-    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     sha: Mapped[str] = mapped_column(_HEX, primary_key=True)
-    # The decision's repository, lower-case as a scope compares it: a scoped search by this table's filter is
-    # answered from its index alone, without looking each match up in search_deployments to test the scope.
-    repository: Mapped[str | None] = mapped_column(String(200))
 
 
-class SearchTicket(Base):
+class SearchTicket(_SearchFilter, Base):
     """A Jira ticket of a deployment decision, upper-case."""
 
     __tablename__ = "search_tickets"
-    __table_args__ = (
-        Index("ix_search_tickets_key", "ticket_key", "sequence"),
-        Index("ix_search_tickets_scope", "ticket_key", "repository", "sequence"),
-    )
+    _keys = ("ticket_key",)
+    _index = "key"
 
-    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     ticket_key: Mapped[str] = mapped_column(String(100), primary_key=True)
-    # The decision's repository, lower-case as a scope compares it: a scoped search by this table's filter is
-    # answered from its index alone, without looking each match up in search_deployments to test the scope.
-    repository: Mapped[str | None] = mapped_column(String(200))
 
 
-class SearchPerson(Base):
+class SearchPerson(_SearchFilter, Base):
     """Someone a deployment decision names, in a role (requester, approver, author, committer), by each of their
     identifiers (login, name, e-mail, Jira accountId), lower-case."""
 
     __tablename__ = "search_people"
-    __table_args__ = (
-        Index("ix_search_people_identity", "identity", "role", "sequence"),
-        Index("ix_search_people_scope", "identity", "role", "repository", "sequence"),
-    )
+    _keys = ("identity", "role")
+    _index = "identity"
 
-    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     role: Mapped[str] = mapped_column(String(20), primary_key=True)
     identity: Mapped[str] = mapped_column(String(200), primary_key=True)
-    # The decision's repository, lower-case as a scope compares it: a scoped search by this table's filter is
-    # answered from its index alone, without looking each match up in search_deployments to test the scope.
-    repository: Mapped[str | None] = mapped_column(String(200))
 
 
-class SearchVersion(Base):
+class SearchVersion(_SearchFilter, Base):
     """What was deployed by name: the ref as GitHub gave it and its short form (`refs/tags/v1.2` and `v1.2`)."""
 
     __tablename__ = "search_versions"
-    __table_args__ = (
-        Index("ix_search_versions_version", "version", "sequence"),
-        Index("ix_search_versions_scope", "version", "repository", "sequence"),
-    )
+    _keys = ("version",)
+    _index = "version"
 
-    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     version: Mapped[str] = mapped_column(String(300), primary_key=True)
-    # The decision's repository, lower-case as a scope compares it: a scoped search by this table's filter is
-    # answered from its index alone, without looking each match up in search_deployments to test the scope.
-    repository: Mapped[str | None] = mapped_column(String(200))
 
 
 class SearchRepository(Base):

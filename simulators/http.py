@@ -345,3 +345,21 @@ class ServerHandle:
 def serve(app: Callable[..., Any], port: int = 0) -> ServerHandle:
     """Start serving `app` on 127.0.0.1 (an ephemeral port by default) and return its handle."""
     return ServerHandle(app, port)
+
+
+class Served:
+    """A simulator's start() and stop(): its `wsgi` app served on 127.0.0.1, its `url` set while it is."""
+
+    wsgi: Callable[..., Any]
+    url: str | None = None
+    _handle: ServerHandle | None = None
+
+    def start(self, port: int = 0) -> str:
+        self._handle = serve(self.wsgi, port)
+        self.url = self._handle.url
+        return self.url
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.stop()
+            self._handle = None

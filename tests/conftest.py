@@ -29,6 +29,22 @@ ALICE = Person(name="Alice Author", email="alice@example.com", login="alice")
 BOB = Person(name="Bob Builder", email="bob@example.com", login="bob")
 CAROL = Person(name="Carol Approver", email="carol@example.com", login="carol")
 
+# The variables of the GitHub App, Jira, the database and the ledger key: where each list of variables the tests
+# go through starts.
+CORE_VARIABLES = (
+    "GITHUB_APP_ID",
+    "GITHUB_APP_PRIVATE_KEY",
+    "GITHUB_APP_PRIVATE_KEY_PATH",
+    "GITHUB_WEBHOOK_SECRET",
+    "GITHUB_API_URL",
+    "JIRA_URL",
+    "JIRA_USER",
+    "JIRA_TOKEN",
+    "JIRA_WEBHOOK_SECRET",
+    "DATABASE_URL",
+    "COUNTERSIGN_SIGNING_KEY_PATH",
+)
+
 # The config a typical repository in these tests carries: people mapped to Jira accounts.
 IDENTITIES_CONFIG = """\
 jira:
@@ -105,6 +121,15 @@ def database_url(tmp_path: Any) -> Iterator[str]:
         yield url
     else:
         yield f"sqlite:///{tmp_path / 'countersign.sqlite3'}"
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """The test's database, migrated."""
+    database = Database(database_url)
+    database.upgrade()
+    yield database
+    database.dispose()
 
 
 @pytest.fixture

@@ -21,14 +21,6 @@ from gating.settings import Settings
 
 
 @pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.upgrade()
-    yield database
-    database.dispose()
-
-
-@pytest.fixture
 def app(db: Database, database_url: str, app_keys: tuple[str, str]) -> Iterator[Flask]:
     # Dummy GitHub and Jira endpoints: these tests never reach them.
     settings = Settings(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import APP_ID, GITHUB_SECRET, JIRA_SECRET
+from conftest import APP_ID, CORE_VARIABLES, GITHUB_SECRET, JIRA_SECRET
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from sqlalchemy.engine import make_url
@@ -29,17 +29,7 @@ DB_PASSWORD = "db-password-that-must-not-show"
 
 # Every variable Countersign reads: unset unless a test sets it, whatever the environment running the tests has.
 VARIABLES = (
-    "GITHUB_APP_ID",
-    "GITHUB_APP_PRIVATE_KEY",
-    "GITHUB_APP_PRIVATE_KEY_PATH",
-    "GITHUB_WEBHOOK_SECRET",
-    "GITHUB_API_URL",
-    "JIRA_URL",
-    "JIRA_USER",
-    "JIRA_TOKEN",
-    "JIRA_WEBHOOK_SECRET",
-    "DATABASE_URL",
-    "COUNTERSIGN_SIGNING_KEY_PATH",
+    *CORE_VARIABLES,
     "COUNTERSIGN_PUBLIC_URL",
     "COUNTERSIGN_DEPLOY_RETRY_SECONDS",
     "COUNTERSIGN_FIRST_DEPLOY_COMMITS",

@@ -17,6 +17,7 @@ from typing import Any
 import click
 import pytest
 import yaml
+from conftest import CORE_VARIABLES
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -29,17 +30,7 @@ PENDING_COMMANDS = {("worker",)}
 
 # PRODUCT.md's table of environment variables: .env.example documents every one.
 PRODUCT_VARIABLES = (
-    "GITHUB_APP_ID",
-    "GITHUB_APP_PRIVATE_KEY",
-    "GITHUB_APP_PRIVATE_KEY_PATH",
-    "GITHUB_WEBHOOK_SECRET",
-    "GITHUB_API_URL",
-    "JIRA_URL",
-    "JIRA_USER",
-    "JIRA_TOKEN",
-    "JIRA_WEBHOOK_SECRET",
-    "DATABASE_URL",
-    "COUNTERSIGN_SIGNING_KEY_PATH",
+    *CORE_VARIABLES,
     "GITHUB_CLIENT_ID",
     "GITHUB_CLIENT_SECRET",
     "OIDC_ISSUER",

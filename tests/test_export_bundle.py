@@ -8,7 +8,6 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -17,7 +16,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from ledger_helpers import A, B, Clock, hex_of, key_file
 from sqlalchemy import text
 
 from gating.cli import main
@@ -29,39 +29,8 @@ from gating.ledger import Ledger, verify_against_checkpoint
 from gating.ledger.purges import Retention
 from gating.ledger.retention import plan_purge, purge
 
-A = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
-B = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
 LONE = "\ud83d"  # half an emoji, as GitHub may send it
 TOOLS_ONLY = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}  # no virtualenv, no Countersign on the path
-
-
-def hex_of(key: Ed25519PrivateKey) -> str:
-    return key.public_key().public_bytes_raw().hex()
-
-
-class Clock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(hours=12)
-        return self.now
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.upgrade()
-    yield database
-    database.dispose()
-
-
-def key_file(tmp_path: Path, key: Ed25519PrivateKey, name: str) -> Path:
-    path = tmp_path / name
-    path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return path
 
 
 def evidence(n: int, repo: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -112,7 +81,7 @@ def fill(ledger: Ledger, numbers: range, repos: tuple[str, ...] = ("acme/payment
 @pytest.fixture
 def signed(db: Database) -> Ledger:
     """1 turns signing on (A); 2-7 decisions; 8 hands over to B; 9-14 decisions signed by B. Two a day from 2026."""
-    clock = Clock(datetime(2026, 1, 1, tzinfo=UTC))
+    clock = Clock(datetime(2026, 1, 1, tzinfo=UTC), timedelta(hours=12))
     ledger = Ledger(db, A, clock=clock)
     fill(ledger, range(1, 7))
     ledger.rotate_key(B)
@@ -319,7 +288,7 @@ def test_one_byte_changed_anywhere_fails_the_check(bundle: Path, tmp_path: Path)
 def test_an_older_period_after_a_purge_says_which_entries_were_purged(
     db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    ledger = Ledger(db, clock=Clock(datetime(2015, 3, 1, tzinfo=UTC)))
+    ledger = Ledger(db, clock=Clock(datetime(2015, 3, 1, tzinfo=UTC), timedelta(hours=12)))
     fill(ledger, range(1, 7))  # 2015-03-01 12:00 to 2015-03-04
     # 1-5 purged, 6 kept (the newest), 7 records it
     purge(ledger, plan_purge(ledger, Retention.parse("7y"), datetime.now(UTC)))

@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import ledger_helpers
 import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import text
+from ledger_helpers import T0, Clock, row, sql
 
 from gating.cli import main
 from gating.db import Database
@@ -31,27 +31,6 @@ from gating.ledger import (
 )
 from gating.ledger.chain import sign_hash
 
-T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-
-
-class Clock:
-    """Deterministic time: each call one second later."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.upgrade()
-    yield database
-    database.dispose()
-
 
 @pytest.fixture
 def key() -> Ed25519PrivateKey:
@@ -60,11 +39,7 @@ def key() -> Ed25519PrivateKey:
 
 @pytest.fixture
 def key_file(tmp_path: Path, key: Ed25519PrivateKey) -> Path:
-    path = tmp_path / "ledger.pem"
-    path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return path
+    return ledger_helpers.key_file(tmp_path, key)
 
 
 def decision(n: int, verdict: str = "approved") -> tuple[dict[str, Any], dict[str, Any]]:
@@ -86,16 +61,6 @@ def fill(ledger: Ledger, count: int) -> None:
     for n in range(1, count + 1):
         payload, index = decision(n, "rejected" if n % 3 == 0 else "approved")
         ledger.append("deployment_decision", payload, index=index)
-
-
-def sql(db: Database, statement: str, **params: Any) -> None:
-    with db.engine.begin() as connection:
-        connection.execute(text(statement), params)
-
-
-def row(db: Database, sequence: int) -> Any:
-    with db.engine.connect() as connection:
-        return connection.execute(text("SELECT * FROM ledger_entries WHERE sequence = :s"), {"s": sequence}).one()
 
 
 # -- chain.py, pure ------------------------------------------------------------------------------------------------

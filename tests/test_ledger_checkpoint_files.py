@@ -4,13 +4,12 @@ each a new file, complete or absent, never overwriting one; check-settings names
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import ledger_helpers
 import pytest
 from click.testing import CliRunner
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 
@@ -30,14 +29,6 @@ from gating.settings import Settings
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.upgrade()
-    yield database
-    database.dispose()
 
 
 def fill(ledger: Ledger, count: int) -> None:
@@ -147,11 +138,7 @@ def cli(database_url: str, *args: str, key_file: Path, **env: str) -> object:
 
 @pytest.fixture
 def key_file(tmp_path: Path) -> Path:
-    path = tmp_path / "ledger.pem"
-    path.write_bytes(
-        KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return path
+    return ledger_helpers.key_file(tmp_path, KEY)
 
 
 def test_cli_checkpoint_out_writes_a_new_file_into_the_directory(

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from ledger_helpers import T0, A
 from sqlalchemy import text
 
 from gating.db import Database
 from gating.ledger import Ledger, make_checkpoint, verify_against_checkpoint
-
-A = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
-T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.upgrade()
-    yield database
-    database.dispose()
 
 
 def fill(ledger: Ledger, count: int) -> None:

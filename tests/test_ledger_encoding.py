@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -201,14 +200,6 @@ def test_the_encoding_module_is_pure() -> None:
 
 
 # -- in the database: new entries are v2, old v1 entries verify as they always did -----------------------------------
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.upgrade()
-    yield database
-    database.dispose()
 
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)

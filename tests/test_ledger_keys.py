@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from ledger_helpers import DASH, A, B, X, fill, hex_of, row, short, sql
 from sqlalchemy import text
 from test_layout import impurities
 
@@ -20,46 +20,6 @@ from gating.console.dossiers import build_dossier
 from gating.db import Database
 from gating.ledger import Ledger, LedgerKeyError, canonical_json, entry_hash, make_checkpoint, verify_against_checkpoint
 from gating.ledger.chain import key_change_statement, sign_hash
-
-A = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
-B = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
-X = Ed25519PrivateKey.from_private_bytes(bytes(range(2, 34)))  # a forger's own key
-DASH = "\N{EN DASH}"
-
-
-def hex_of(key: Ed25519PrivateKey) -> str:
-    return key.public_key().public_bytes_raw().hex()
-
-
-def short(key: Ed25519PrivateKey) -> str:
-    return hex_of(key)[:16] + "…"
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.upgrade()
-    yield database
-    database.dispose()
-
-
-def fill(ledger: Ledger, count: int, start: int = 1) -> None:
-    for n in range(start, start + count):
-        ledger.append(
-            "deployment_decision",
-            {"tickets": [{"key": f"PAY-{n}", "status": "Approved"}]},
-            index={"repository": "acme/payments", "deployment_id": n, "decision": "approved"},
-        )
-
-
-def sql(db: Database, statement: str, **params: Any) -> None:
-    with db.engine.begin() as connection:
-        connection.execute(text(statement), params)
-
-
-def row(db: Database, sequence: int) -> Any:
-    with db.engine.connect() as connection:
-        return connection.execute(text("SELECT * FROM ledger_entries WHERE sequence = :s"), {"s": sequence}).one()
 
 
 def kinds(db: Database) -> list[str]:

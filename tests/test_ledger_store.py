@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from ledger_helpers import T0, A, B, Clock, X, fill, hex_of, row, short, sql
 from sqlalchemy import text
 
 from gating.db import Database
@@ -29,58 +29,6 @@ from gating.ledger import (
 )
 from gating.ledger.chain import sign_hash
 from gating.ledger.signing import key_change_payload
-
-A = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
-B = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
-X = Ed25519PrivateKey.from_private_bytes(bytes(range(2, 34)))
-T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-DASH = "\N{EN DASH}"
-
-
-def hex_of(key: Ed25519PrivateKey) -> str:
-    return key.public_key().public_bytes_raw().hex()
-
-
-def short(key: Ed25519PrivateKey) -> str:
-    return hex_of(key)[:16] + "…"
-
-
-class Clock:
-    """Each call one second later than the last."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.upgrade()
-    yield database
-    database.dispose()
-
-
-def fill(ledger: Ledger, count: int) -> None:
-    for n in range(1, count + 1):
-        ledger.append(
-            "deployment_decision",
-            {"tickets": [{"key": f"PAY-{n}", "status": "Approved"}]},
-            index={"repository": "acme/payments", "deployment_id": n, "decision": "approved"},
-        )
-
-
-def sql(db: Database, statement: str, **params: Any) -> None:
-    with db.engine.begin() as connection:
-        connection.execute(text(statement), params)
-
-
-def row(db: Database, sequence: int) -> Any:
-    with db.engine.connect() as connection:
-        return connection.execute(text("SELECT * FROM ledger_entries WHERE sequence = :s"), {"s": sequence}).one()
 
 
 def rewrite(db: Database, sequence: int, payload: str) -> None:

@@ -4,13 +4,12 @@ the cached range is cross-checked, and what only a full verification can find is
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from ledger_helpers import T0, A, B, Clock
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
@@ -31,29 +30,6 @@ from gating.ledger.verification import (
     verify_in_full,
 )
 from gating.models import LedgerVerification
-
-A = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
-B = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
-T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-
-
-class Clock:
-    """Each call one second later than the last."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.upgrade()
-    yield database
-    database.dispose()
 
 
 def fill(ledger: Ledger, count: int) -> None:

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import ledger_helpers
 import pytest
 from click.testing import CliRunner
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from ledger_helpers import DASH, A, B, X, hex_of, key_file, sql
 from sqlalchemy import text
 from test_layout import impurities
 
@@ -45,17 +45,9 @@ from gating.ledger.purges import (
 from gating.ledger.retention import RetentionError, list_holds, place_hold, plan_purge, purge
 from gating.ledger.signing import KEY_CHANGE, key_change_payload
 
-DASH = "\N{EN DASH}"
 T0 = datetime(2015, 1, 1, tzinfo=UTC)
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
-A = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
-B = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
-X = Ed25519PrivateKey.from_private_bytes(bytes(range(2, 34)))  # a forger's own key
 H1, H2, H3 = "1" * 64, "2" * 64, "3" * 64
-
-
-def hex_of(key: Ed25519PrivateKey) -> str:
-    return key.public_key().public_bytes_raw().hex()
 
 
 def test_the_retention_modules_that_decide_are_pure() -> None:
@@ -428,31 +420,11 @@ def test_a_purge_of_entries_signed_by_an_unrecorded_key() -> None:
 # -- the store, holds, purges and the CLI --------------------------------------------------------------------------
 
 
-class Clock:
+class Clock(ledger_helpers.Clock):
     """Ten days per entry from 2015: the entries are past a 7-year retention by the time these tests run."""
 
     def __init__(self, start: datetime = T0, step: timedelta = timedelta(days=10)) -> None:
-        self.now, self.step = start, step
-
-    def __call__(self) -> datetime:
-        self.now += self.step
-        return self.now
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.upgrade()
-    yield database
-    database.dispose()
-
-
-def key_file(tmp_path: Path, key: Ed25519PrivateKey, name: str = "ledger.pem") -> Path:
-    path = tmp_path / name
-    path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return path
+        super().__init__(start, step)
 
 
 def fill(ledger: Ledger, repos: list[str]) -> None:
@@ -467,11 +439,6 @@ def fill(ledger: Ledger, repos: list[str]) -> None:
 def rows(db: Database, table: str = "ledger_entries") -> list[tuple[Any, ...]]:
     with db.engine.connect() as connection:
         return [tuple(r) for r in connection.execute(text(f"SELECT * FROM {table} ORDER BY 1"))]
-
-
-def sql(db: Database, statement: str, **params: Any) -> None:
-    with db.engine.begin() as connection:
-        connection.execute(text(statement), params)
 
 
 def kinds(db: Database) -> list[tuple[int, str]]:

@@ -331,6 +331,33 @@ def app_json(sim: GitHubSimulator) -> dict[str, Any]:
     }
 
 
+def installation_json(sim: GitHubSimulator, installation_id: int, account: str) -> dict[str, Any]:
+    """The app's installation on `account`, as the repository's installation and a user's installations show it."""
+    owner = user_json(sim, account)
+    created = iso(datetime(2024, 1, 2, tzinfo=UTC))
+    return {
+        "id": installation_id,
+        "account": owner,
+        "repository_selection": "selected",
+        "access_tokens_url": f"{sim.api}/app/installations/{installation_id}/access_tokens",
+        "repositories_url": f"{sim.api}/installation/repositories",
+        "html_url": f"{HTML}/settings/installations/{installation_id}",
+        "app_id": sim.app_id,
+        "app_slug": sim.app_slug,
+        "target_id": owner["id"],
+        "target_type": "User",
+        "permissions": dict(APP_PERMISSIONS),
+        "events": list(APP_EVENTS),
+        "created_at": created,
+        "updated_at": created,
+        "single_file_name": None,
+        "has_multiple_single_files": False,
+        "single_file_paths": [],
+        "suspended_by": None,
+        "suspended_at": None,
+    }
+
+
 def app_json_for(sim: GitHubSimulator, slug: str) -> dict[str, Any]:
     if slug == sim.app_slug:
         return app_json(sim)

@@ -35,10 +35,10 @@ from simulators.github.state import (
     iso,
     now,
 )
-from simulators.http import Fault, Faults, RecordingMiddleware, ServerHandle, serve
+from simulators.http import Fault, Faults, RecordingMiddleware, Served
 
 
-class GitHubSimulator:
+class GitHubSimulator(Served):
     """Repositories, commits, pull requests, reviews, check runs and statuses behind GitHub's REST paths."""
 
     def __init__(
@@ -52,8 +52,6 @@ class GitHubSimulator:
         self.app_slug = "countersign"
         self.faults = Faults()
         self.store = Store()
-        self._handle: ServerHandle | None = None
-        self.url: str | None = None
         self.deliveries: list[dict[str, Any]] = []
         # Every attempt to deliver, as GitHub lists them for the app (GET /app/hook/deliveries), newest last.
         self.hook_deliveries: list[dict[str, Any]] = []
@@ -67,16 +65,6 @@ class GitHubSimulator:
         self.wsgi = self.concurrency.wrap(_buffer_body(self.recorder))
 
     # ------------------------------------------------------------------ server
-
-    def start(self, port: int = 0) -> str:
-        self._handle = serve(self.wsgi, port)
-        self.url = self._handle.url
-        return self.url
-
-    def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.stop()
-            self._handle = None
 
     @property
     def api(self) -> str:

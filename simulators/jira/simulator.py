@@ -6,13 +6,13 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from jira_client.models import JiraUser
-from simulators.http import Faults, RecordingMiddleware, ServerHandle, serve
+from simulators.http import Faults, RecordingMiddleware, Served
 from simulators.jira import routes, webhooks
 from simulators.jira.render import Renderer, fault_body
 from simulators.jira.state import JiraState
 
 
-class JiraSimulator:
+class JiraSimulator(Served):
     """Jira over real HTTP: state set by tests, endpoints as Jira Cloud or Data Center answers them.
 
     `deployment_type` "Cloud" serves `/search/jql` and `/issue/{key}/changelog` and answers 410 on the
@@ -41,10 +41,8 @@ class JiraSimulator:
         self.search_page_limit: int | None = None
         self.time_zone: tzinfo = UTC
         self.fault_messages: dict[int, list[str]] = {}
-        self.url: str | None = None
         self.faults = Faults()
         self.store = JiraState()
-        self._handle: ServerHandle | None = None
         self.app = routes.create_app(self)
         self.recorder = RecordingMiddleware(self.app, self.faults, self._fault_body)
         self.wsgi = self.recorder
@@ -62,18 +60,6 @@ class JiraSimulator:
     def _fault_body(self, status: int) -> dict[str, Any]:
         messages = self.fault_messages.get(status)
         return {"errorMessages": list(messages), "errors": {}} if messages else fault_body(status)
-
-    # ----- lifecycle -----
-
-    def start(self, port: int = 0) -> str:
-        self._handle = serve(self.wsgi, port)
-        self.url = self._handle.url
-        return self.url
-
-    def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.stop()
-            self._handle = None
 
     # ----- state API -----
 

@@ -17,7 +17,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, Response, jsonify, redirect, request
 
-from simulators.http import Faults, RecordingMiddleware, ServerHandle, serve
+from simulators.http import Faults, RecordingMiddleware, Served
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class _Code:
 
 
 @dataclass
-class OidcSimulator:
+class OidcSimulator(Served):
     client_id: str
     client_secret: str
     redirect_uri: str | None = None  # the registered one; None: set it before the first sign-in
@@ -59,20 +59,9 @@ class OidcSimulator:
         self.recorder = RecordingMiddleware(
             self.flask_app.wsgi_app, self.faults, lambda status: {"error": "server_error"}
         )
-        self._handle: ServerHandle | None = None
-        self.url: str | None = None
+        self.wsgi = self.recorder
 
     # ------------------------------------------------------------------ server
-
-    def start(self, port: int = 0) -> str:
-        self._handle = serve(self.recorder, port)
-        self.url = self._handle.url
-        return self.url
-
-    def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.stop()
-            self._handle = None
 
     @property
     def issuer(self) -> str:

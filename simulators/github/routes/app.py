@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -12,7 +11,7 @@ from flask import Blueprint, Response, request
 
 from simulators.github.auth import issue_token
 from simulators.github.errors import ApiError
-from simulators.github.render import APP_EVENTS, APP_PERMISSIONS, HTML, app_json, user_json
+from simulators.github.render import APP_PERMISSIONS, app_json, installation_json
 from simulators.github.routes.common import answer, as_app, simulator
 from simulators.github.state import _Repo, iso
 from simulators.github.webhooks import deliver as sim_deliver
@@ -44,32 +43,7 @@ def create_installation_token(installation_id: int) -> Response:
 @bp.get("/repos/<owner>/<repo>/installation")
 @as_app
 def get_repo_installation(repo: _Repo) -> Response:
-    sim = simulator()
-    account = user_json(sim, repo.owner)
-    created = iso(datetime(2024, 1, 2, tzinfo=UTC))
-    return answer(
-        {
-            "id": repo.installation_id,
-            "account": account,
-            "repository_selection": "selected",
-            "access_tokens_url": f"{sim.api}/app/installations/{repo.installation_id}/access_tokens",
-            "repositories_url": f"{sim.api}/installation/repositories",
-            "html_url": f"{HTML}/settings/installations/{repo.installation_id}",
-            "app_id": sim.app_id,
-            "app_slug": sim.app_slug,
-            "target_id": account["id"],
-            "target_type": "User",
-            "permissions": dict(APP_PERMISSIONS),
-            "events": list(APP_EVENTS),
-            "created_at": created,
-            "updated_at": created,
-            "single_file_name": None,
-            "has_multiple_single_files": False,
-            "single_file_paths": [],
-            "suspended_by": None,
-            "suspended_at": None,
-        }
-    )
+    return answer(installation_json(simulator(), repo.installation_id, repo.owner))
 
 
 DELIVERY_FIELDS = (

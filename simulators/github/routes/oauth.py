@@ -19,7 +19,7 @@ from urllib.parse import urlencode, urlsplit
 from flask import Blueprint, Response, redirect, request
 
 from simulators.github.errors import ApiError
-from simulators.github.render import APP_EVENTS, APP_PERMISSIONS, HTML, repo_json, user_json
+from simulators.github.render import installation_json, repo_json, user_json
 from simulators.github.routes.common import answer, paginate, simulator
 from simulators.github.state import iso
 
@@ -158,38 +158,12 @@ def _readable(login: str) -> dict[int, list[Any]]:
     return found
 
 
-def _installation_json(installation_id: int, account: str) -> dict[str, Any]:
-    sim = simulator()
-    owner = user_json(sim, account)
-    created = iso(datetime(2024, 1, 2, tzinfo=UTC))
-    return {
-        "id": installation_id,
-        "account": owner,
-        "repository_selection": "selected",
-        "access_tokens_url": f"{sim.api}/app/installations/{installation_id}/access_tokens",
-        "repositories_url": f"{sim.api}/installation/repositories",
-        "html_url": f"{HTML}/settings/installations/{installation_id}",
-        "app_id": sim.app_id,
-        "app_slug": sim.app_slug,
-        "target_id": owner["id"],
-        "target_type": "User",
-        "permissions": dict(APP_PERMISSIONS),
-        "events": list(APP_EVENTS),
-        "created_at": created,
-        "updated_at": created,
-        "single_file_name": None,
-        "has_multiple_single_files": False,
-        "single_file_paths": [],
-        "suspended_by": None,
-        "suspended_at": None,
-    }
-
-
 @bp.get("/user/installations")
 def list_user_installations() -> Response:
     login = _user()
     readable = _readable(login)
-    items = [_installation_json(iid, repos[0].owner) for iid, repos in sorted(readable.items())]
+    sim = simulator()
+    items = [installation_json(sim, iid, repos[0].owner) for iid, repos in sorted(readable.items())]
     page, headers = paginate(items)
     return answer({"total_count": len(items), "installations": page}, headers=headers)
 
