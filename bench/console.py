@@ -14,8 +14,8 @@ search figures do not depend on the chain at all, the dossier figures only throu
 Every search is `GET /api/v1/deployments` through the Flask test client (routing, token check, query, JSON), with
 a token that sees every repository and with one scoped to some (`create_token(..., repositories=...)`). The
 dossier is `GET /deployments/<id>` as a user gets it: verification is cached by chain head, so the first view after
-seeding verifies in full (timed once, on its own), later views cross-check the cached head, and the first view after
-a few appends verifies only those.
+seeding finds nothing verified and leaves the walk to the worker (both timed once, on their own), later views
+cross-check the cached head, and the first view after a few appends verifies only those.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from gating.console.index import index_entry, rows_for, statements
 from gating.console.scope import Scope
 from gating.db import Database, _redact
 from gating.ledger import Ledger, chain
+from gating.ledger.verification import verify_cached
 from gating.models import LEDGER_DERIVED, LedgerEntry, LedgerVerification, SearchRepository
 from gating.settings import Settings
 from simulators.github import generate_app_key
@@ -389,8 +390,9 @@ def run(url: str | None, count: int, reset: bool, samples: int, dossier_samples:
     print(f"  worst p95 of every search {worst:.1f} ms (target < 100 ms): {'met' if worst < 100 else 'NOT met'}")
 
     # The page verifies the chain through the cache (gating.ledger.verification): the first view after seeding finds
-    # no cached result and verifies every entry; later views only cross-check the cached head, or extend it by what
-    # was appended since. The first is timed once, on its own; the figure a user gets day to day is the second.
+    # no cached result and more entries than a view walks, so it answers at once and the worker verifies every entry;
+    # later views only cross-check the cached head, or extend it by what was appended since. The first two are timed
+    # once, on their own; the figure a user gets day to day is the later views'.
     def dossier(entry_id: int) -> None:
         response = client.get(f"/deployments/{entry_id}", headers=headers)
         assert response.status_code == 200, response.status_code
@@ -399,7 +401,13 @@ def run(url: str | None, count: int, reset: bool, samples: int, dossier_samples:
     started = time.perf_counter()
     dossier(1 + count // 3)
     first = (time.perf_counter() - started) * 1000
-    print(f"  {'first view (verifies in full)':36} {first:8.1f}   (once: no cached verification yet)")
+    print(f"  {'first view (nothing verified yet)':36} {first:8.1f}   (once: the walk is left to the worker)")
+    started = time.perf_counter()
+    walked = verify_cached(services.ledger)  # what the worker's extend_verification job runs
+    print(
+        f"  {'the worker verifies in full':36} {(time.perf_counter() - started) * 1000:8.0f}   "
+        f"(once: {walked.entries_checked:,} entries, {walked.how})"
+    )
     it = iter([1 + (i * 7919) % count for i in range(dossier_samples + 1)])
     median, p95 = measure(lambda: dossier(next(it)), dossier_samples)
     worst = p95

@@ -132,7 +132,7 @@ def start_worker(services: Services, concurrency: int | None = None) -> Database
     procrastinate's periodic tasks exist only on PostgreSQL, and the Scheduler already runs each job once per
     period across processes (claimed in `periodic_runs`), so one code path serves both databases.
     """
-    scheduler = Scheduler(services.db, services.clock, periodic_jobs(services)).start()
+    scheduler = services.scheduler = Scheduler(services.db, services.clock, periodic_jobs(services)).start()
     jobs = services.deliveries.jobs
     lease = timedelta(seconds=services.settings.job_lease_seconds)
     if isinstance(jobs, JobQueue):

@@ -10,6 +10,7 @@ from gating.db import Database
 from gating.github_api import GitHubApp
 from gating.intake.deliveries import DeliveryStore
 from gating.intake.jobs import Processor
+from gating.intake.periodic import Scheduler
 from gating.intake.routing import EventRouter
 from gating.ledger import Ledger
 from gating.settings import Settings
@@ -31,3 +32,4 @@ class Services:
     router: EventRouter
     ledger: Ledger
     clock: Callable[[], datetime] = utcnow
+    scheduler: Scheduler | None = None  # the periodic jobs, where this process runs them

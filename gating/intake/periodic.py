@@ -55,6 +55,7 @@ class Scheduler:
         self._jobs = jobs
         self._tick = tick_seconds
         self._stopping = threading.Event()
+        self.started = threading.Event()  # set once the run at start is over (tests wait for it, not for a time)
         self._thread = threading.Thread(target=self._loop, name="countersign-periodic", daemon=True)
 
     def start(self) -> Scheduler:
@@ -87,5 +88,7 @@ class Scheduler:
         starting = True
         while not self._stopping.is_set():
             self.run_due(starting=starting)
+            if starting:
+                self.started.set()
             starting = False
             self._stopping.wait(self._tick)
