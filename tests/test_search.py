@@ -17,6 +17,7 @@ from test_deploy_gate_e2e import BOT, answers, approved, setup_release
 
 import gating.console.api
 import gating.console.pages
+import gating.console.queries
 from gating.console.auth import create_token
 from gating.console.scope import Scope
 
@@ -151,6 +152,7 @@ def test_paging_gives_the_total_and_links_to_the_next_and_previous_pages(
     first = search(live_app, token, per_page=2, repo=repo)
     assert [d["id"] for d in first["deployments"]] == [r.rejected, r.staging]
     assert (first["total"], first["page"], first["per_page"], first["pages"]) == (3, 1, 2, 2)
+    assert first["total_exact"] is True and parse_qs(urlparse(first["links"]["last"]).query)["page"] == ["2"]
     assert first["links"]["prev"] is None
     following = first["links"]["next"]
     assert parse_qs(urlparse(following).query) == {"repo": [repo], "page": ["2"], "per_page": ["2"]}
@@ -165,6 +167,26 @@ def test_paging_gives_the_total_and_links_to_the_next_and_previous_pages(
     page = requests.get(live_app.url + "/", params={"per_page": 1}, auth=("auditor", token), timeout=30).text
     assert "3 decisions, page 1 of 3" in page and 'rel="next" href="/?page=2&amp;per_page=1"' in page
     assert 'rel="prev"' not in page
+
+
+def test_past_the_count_limit_the_total_says_more_than_and_paging_goes_on(
+    live_app: LiveApp, repo: str, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r = releases(live_app, repo)
+    monkeypatch.setattr(gating.console.queries, "COUNT_LIMIT", 2)  # three decisions stand for a million
+    first = search(live_app, token, per_page=1)
+    assert (first["total"], first["total_exact"], first["links"]["last"]) == (2, False, None)
+    assert [d["id"] for d in first["deployments"]] == [r.rejected] and first["links"]["next"] is not None
+    third = search(live_app, token, per_page=1, page=3)  # past the counted matches, still found
+    assert [d["id"] for d in third["deployments"]] == [r.production] and third["links"]["next"] is not None
+    assert search(live_app, token, per_page=1, page=4)["links"]["next"] is None  # an empty page: no further
+    for params in ({"author": "alice"}, {"author": "alice", "repo": repo}):
+        assert search(live_app, token, **params)["total_exact"] is False, params  # a child index, or both tables
+    narrow = search(live_app, token, environment="production")
+    assert (narrow["total"], narrow["total_exact"]) == (2, True) and narrow["links"]["last"] is not None
+    page = requests.get(live_app.url + "/", params={"per_page": 1}, auth=("auditor", token), timeout=30).text
+    assert "more than 2 decisions (narrow the search for an exact count), page 1" in page
+    assert 'rel="next" href="/?page=2&amp;per_page=1"' in page
 
 
 @pytest.mark.parametrize(
