@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ALICE, LiveApp, completed_check, wait_for
+from conftest import ALICE, IDENTITIES_CONFIG, LiveApp, completed_check, wait_for
 from test_deploy_gate_e2e import answers, approved, deploy, ledger_entries, setup_release
 from test_metrics import scrape, value
 
@@ -173,8 +173,8 @@ class RecordingLimits(GitHubLimits):
         super().__init__(**kwargs)
         self.writes_at: list[float] = []
 
-    def before(self, key: str, method: str) -> None:
-        super().before(key, method)
+    def before(self, key: str, method: str, route: str = "other") -> None:
+        super().before(key, method, route)
         if method in ("POST", "PATCH", "PUT", "DELETE") and key.startswith("installation:"):
             self.writes_at.append(self.clock())
 
@@ -192,6 +192,26 @@ def test_content_creating_requests_are_paced_per_installation(live_app: LiveApp,
     assert clock.slept  # the pacing waited, rather than sending
     for start in limits.writes_at:
         assert len([t for t in limits.writes_at if start <= t < start + WINDOW_SECONDS]) <= 2
+
+
+def test_minting_tokens_for_many_installations_at_once_is_not_paced(live_app: LiveApp) -> None:
+    clock = FakeClock()
+    live_app.services.github.limits = GitHubLimits(
+        writes_per_minute=2, wait_in_place=3600, clock=clock, sleep=clock.sleep
+    )
+    repos = []
+    for installation in (21, 22, 23):  # three installations starting at once: three tokens under the app's key
+        name = f"acme/fleet-{installation}"
+        live_app.github.add_repository(name, installation_id=installation)
+        live_app.github.put_file(name, ".github/countersign.yml", IDENTITIES_CONFIG)
+        repos.append(name)
+    for name in repos:
+        _sha, payload = approved_pr(live_app, name)
+        delivered(live_app, "pull_request", payload)
+    assert live_app.github.tokens_minted() == 3
+    assert clock.slept == []  # two writes per installation (create, complete), three tokens: nothing waited
+    for name in repos:
+        assert [w.split()[-1] for w in live_app.github.write_attempts("/check-runs") if name in w] == ["201", "200"]
 
 
 def test_pacing_defers_a_write_whose_wait_is_long_and_gives_its_slot_back() -> None:
