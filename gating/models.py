@@ -348,11 +348,16 @@ _HEX = String(64).with_variant(String(64, collation="C"), "postgresql")
 
 class _SearchFilter:
     """What every filter table of the search index shares: rows keyed by the decision's ledger sequence and the
-    filter's own key columns (`_keys`), an index per filter for a search by it, and one for a scoped search by it.
+    filter's own key columns, and one index that answers a search by the filter, scoped or not (migration 0017).
+
+    The index leads with the value searched for (`_lead`), then the sequence, so that its matches come newest
+    first and a page stops after its rows; then the other key columns (`_trail`: a person's role) and the
+    repository, tested in the index itself, never by visiting the table.
     """
 
     __tablename__: str
-    _keys: ClassVar[tuple[str, ...]]  # the filter's key columns, in the order its indexes lead with them
+    _lead: ClassVar[tuple[str, ...]]  # the columns a search gives a value for
+    _trail: ClassVar[tuple[str, ...]] = ()  # key columns a search filters on after the sequence
     _index: ClassVar[str]  # the name of the filter's index: ix_<table>_<_index>
 
     # Ahead of the filter's own columns, as the migrations create them: the primary key is (sequence, <keys>).
@@ -364,17 +369,14 @@ class _SearchFilter:
     @declared_attr.directive
     @classmethod
     def __table_args__(cls) -> tuple[Index, ...]:
-        return (
-            Index(f"ix_{cls.__tablename__}_{cls._index}", *cls._keys, "sequence"),
-            Index(f"ix_{cls.__tablename__}_scope", *cls._keys, "repository", "sequence"),
-        )
+        return (Index(f"ix_{cls.__tablename__}_{cls._index}", *cls._lead, "sequence", *cls._trail, "repository"),)
 
 
 class SearchCommit(_SearchFilter, Base):
     """A commit inside a deployed release (every commit of the range, and the deployed SHA), lower-case."""
 
     __tablename__ = "search_commits"
-    _keys = ("sha",)
+    _lead = ("sha",)
     _index = "sha"
 
     sha: Mapped[str] = mapped_column(_HEX, primary_key=True)
@@ -384,7 +386,7 @@ class SearchTicket(_SearchFilter, Base):
     """A Jira ticket of a deployment decision, upper-case."""
 
     __tablename__ = "search_tickets"
-    _keys = ("ticket_key",)
+    _lead = ("ticket_key",)
     _index = "key"
 
     ticket_key: Mapped[str] = mapped_column(String(100), primary_key=True)
@@ -395,7 +397,8 @@ class SearchPerson(_SearchFilter, Base):
     identifiers (login, name, e-mail, Jira accountId), lower-case."""
 
     __tablename__ = "search_people"
-    _keys = ("identity", "role")
+    _lead = ("identity",)
+    _trail = ("role",)
     _index = "identity"
 
     role: Mapped[str] = mapped_column(String(20), primary_key=True)
@@ -406,7 +409,7 @@ class SearchVersion(_SearchFilter, Base):
     """What was deployed by name: the ref as GitHub gave it and its short form (`refs/tags/v1.2` and `v1.2`)."""
 
     __tablename__ = "search_versions"
-    _keys = ("version",)
+    _lead = ("version",)
     _index = "version"
 
     version: Mapped[str] = mapped_column(String(300), primary_key=True)

@@ -163,6 +163,11 @@ def test_paging_gives_the_total_and_links_to_the_next_and_previous_pages(
     beyond = search(live_app, token, page=5, per_page=2)
     assert beyond["deployments"] == [] and beyond["total"] == 3
     assert ids(live_app, token, limit=1) == [r.rejected]  # the parameter's first name still works
+    # Paged through one child index (an author is also each commit's committer: one decision, listed once).
+    by_author = search(live_app, token, author="alice", per_page=2)
+    assert [d["id"] for d in by_author["deployments"]] == [r.rejected, r.staging] and by_author["total"] == 3
+    assert ids(live_app, token, author="alice", per_page=2, page=2) == [r.production]
+    assert ids(live_app, token, ticket="PAY-1", per_page=1, page=2) == [r.production]
 
     page = requests.get(live_app.url + "/", params={"per_page": 1}, auth=("auditor", token), timeout=30).text
     assert "3 decisions, page 1 of 3" in page and 'rel="next" href="/?page=2&amp;per_page=1"' in page

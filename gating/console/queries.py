@@ -281,16 +281,24 @@ def search_conditions(
     return conditions
 
 
-def _counted_in_index(query: DeploymentQuery, scope: Scope, most: int) -> Select[Any] | None:
-    """How many decisions match, up to `most`, from one child index alone, when a single child filter is all the
-    search has (the scope included, `_indexed`); None when the count needs search_deployments."""
+def _only_in_index(query: DeploymentQuery, scope: Scope) -> Select[Any] | None:
+    """The sequences a single child filter selects (the scope included, `_indexed`), when it is all the search
+    has: the page and the count are then answered from that child's index alone. None otherwise.
+
+    The select is DISTINCT: a decision is one sequence, but an author is also a committer, and a SHA prefix may
+    match several commits of one release."""
     indexed = _indexed(query, scope)
     others = (query.repo, query.environment, query.decision, query.since, query.until)
     if len(indexed) != 1 or any(value is not None for value in others):
         return None
-    # A decision is one sequence; an author is also a committer, a SHA prefix may match several of its commits.
-    matched = indexed[0].distinct().limit(most).subquery()
-    return select(func.count()).select_from(matched)
+    return indexed[0].distinct()
+
+
+def _counted_in_index(query: DeploymentQuery, scope: Scope, most: int) -> Select[Any] | None:
+    """How many decisions match, up to `most`, from one child index alone (`_only_in_index`); None when the count
+    needs search_deployments."""
+    only = _only_in_index(query, scope)
+    return None if only is None else select(func.count()).select_from(only.limit(most).subquery())
 
 
 def deployment_conditions(query: DeploymentQuery, scope: Scope) -> list[ColumnElement[bool]]:
@@ -387,13 +395,18 @@ def search_page(db: Database, query: DeploymentQuery, scope: Scope) -> SearchPag
     per_page = query.limit or DEFAULT_LIMIT
     with db.session() as session:
         conditions = search_conditions(query, scope, visible_repositories(session, scope))
+        only = _only_in_index(query, scope)
+        if only is not None:
+            # The page's sequences from the child's index, newest first, then their rows: a join from the child
+            # would read every match (66,000 for a scoped approver over a million decisions) to sort them.
+            (column,) = only.selected_columns
+            newest = only.order_by(column.desc()).limit(per_page).offset((query.page - 1) * per_page)
+            conditions = [SearchDeployment.sequence.in_(newest.scalar_subquery())]
         statement = (
-            select(SearchDeployment)
-            .where(*conditions)
-            .order_by(SearchDeployment.sequence.desc())
-            .limit(per_page)
-            .offset((query.page - 1) * per_page)
+            select(SearchDeployment).where(*conditions).order_by(SearchDeployment.sequence.desc()).limit(per_page)
         )
+        if only is None:
+            statement = statement.offset((query.page - 1) * per_page)
         rows = list(session.scalars(statement))
         most = COUNT_LIMIT + 1  # one more than is reported: whether there are more
         counted = _counted_in_index(query, scope, most)
