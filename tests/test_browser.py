@@ -133,6 +133,11 @@ def no_sideways_scroll(page: Any) -> None:
     assert widths[0] <= widths[1], f"the page is {widths[0]} px wide in a {widths[1]} px window"
 
 
+def shoot(page: Any, path: Path, *, full_page: bool = False) -> None:
+    """A screenshot for the artifacts: a busy machine may take longer than the ten seconds an element is given."""
+    page.screenshot(path=str(path), full_page=full_page, timeout=60_000)
+
+
 def test_an_auditor_signs_in_finds_a_change_by_a_commit_inside_the_release_and_reads_its_dossier(
     console: LiveApp, repo: str, browser: Any, artifacts: Path
 ) -> None:
@@ -145,7 +150,7 @@ def test_an_auditor_signs_in_finds_a_change_by_a_commit_inside_the_release_and_r
 
     page.goto(console.url + "/")
     assert "/login" in page.url, "a browser that has not signed in is sent to sign in"
-    page.screenshot(path=str(artifacts / "sign-in.png"), full_page=True)
+    shoot(page, artifacts / "sign-in.png", full_page=True)
     page.click("text=Sign in with GitHub")
     page.wait_for_load_state()
     assert page.url.rstrip("/") == console.url, page.url
@@ -153,12 +158,12 @@ def test_an_auditor_signs_in_finds_a_change_by_a_commit_inside_the_release_and_r
     page.fill("input[name=sha]", inside[:7])
     page.keyboard.press("Enter")
     page.wait_for_load_state()
-    page.screenshot(path=str(artifacts / "search.png"), full_page=True)
+    shoot(page, artifacts / "search.png", full_page=True)
     no_sideways_scroll(page)
     page.click(f"a[href='/deployments/{entry_id}']")
     page.wait_for_load_state()
-    page.screenshot(path=str(artifacts / "dossier-390.png"), full_page=True)
-    page.screenshot(path=str(artifacts / "dossier-390-first-screen.png"))  # what the eye lands on
+    shoot(page, artifacts / "dossier-390.png", full_page=True)
+    shoot(page, artifacts / "dossier-390-first-screen.png")  # what the eye lands on
     no_sideways_scroll(page)
 
     text = page.inner_text("body")
@@ -170,7 +175,7 @@ def test_an_auditor_signs_in_finds_a_change_by_a_commit_inside_the_release_and_r
     assert any("/browse/PAY-7" in href for href in hrefs), hrefs
 
     page.set_viewport_size({"width": 1280, "height": 900})
-    page.screenshot(path=str(artifacts / "dossier-1280-first-screen.png"))
+    shoot(page, artifacts / "dossier-1280-first-screen.png")
     page.emulate_media(media="print")
     page.pdf(path=str(artifacts / "dossier.pdf"), format="A4")
     assert (artifacts / "dossier.pdf").read_bytes().startswith(b"%PDF")
