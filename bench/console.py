@@ -292,6 +292,7 @@ def queries(count: int) -> list[tuple[str, dict[str, str]]]:
         ("approver", {"approver": f"acc-{v['a1']}"}),
         ("requester + one day", {"requester": v["requester"], "since": str(day), "until": str(day)}),
         ("version", {"version": v["ref"].removeprefix("refs/tags/")}),
+        ("author", {"author": v["p3"]}),
         ("author + environment", {"author": v["p3"], "environment": "staging"}),
         ("date range, a week", {"since": str(day), "until": str(day + timedelta(days=6))}),
         ("page 200 of newest", {"page": "200"}),
@@ -377,6 +378,8 @@ def run(url: str | None, count: int, reset: bool, samples: int, dossier_samples:
         ("newest 50", {}),
         ("ticket", {"ticket": v["t1"]}),
         ("approver", {"approver": v["a1"] + " name"}),
+        ("author", {"author": v["p3"]}),
+        ("author + environment", {"author": v["p3"], "environment": "production"}),
     ):
         response = client.get("/api/v1/deployments", query_string=params, headers=scoped_headers)
         assert response.status_code == 200, response.get_data(as_text=True)
