@@ -333,7 +333,7 @@ class SearchPage:
     page: int
     per_page: int
     query: DeploymentQuery
-    exact: bool = True  # false: more than `total` match (COUNT_LIMIT), and the last page is not known
+    exact: bool = True  # false: more than `total` match (past COUNT_LIMIT, or not counted), the last page unknown
 
     def link(self, path: str, page: int) -> str:
         """`path` with this search's filters, at `page`."""
