@@ -20,6 +20,7 @@ import click
 from gating.settings import Settings, SettingsError, read_database_url
 
 if TYPE_CHECKING:
+    from gating.console.dossier_view import Links
     from gating.console.queries import DeploymentQuery
     from gating.db import Database
     from gating.intake.jobs import Processor
@@ -609,7 +610,7 @@ def export(
             if dossier is None:
                 raise click.ClickException(f"no deployment decision with ledger entry id {entry_id}")
             if fmt == "html":
-                text = render_dossier(dossier)
+                text = render_dossier(dossier, links=_export_links())
             else:
                 text = escape_lone_surrogates(json.dumps(dossier, indent=2, sort_keys=True, ensure_ascii=False)) + "\n"
             if output is None:
@@ -628,11 +629,19 @@ def export(
         click.echo(f"warning: ledger BROKEN: {verification.reason}", err=True)
 
 
+def _export_links() -> Links:
+    """Links to GitHub and Jira as the dossier page has them: from GITHUB_API_URL (github.com by default, as the
+    app's) and JIRA_URL, the variables the app itself reads."""
+    from gating.console.dossier_view import Links
+
+    return Links.from_api(os.environ.get("GITHUB_API_URL") or "https://api.github.com", os.environ.get("JIRA_URL"))
+
+
 def _export_bundle(query: DeploymentQuery, out_dir: Path) -> None:
     from gating.console.exports import BundleError, command_line, write_bundle
 
     with _open_ledger(BundleError) as ledger:
-        bundle = write_bundle(ledger, query, out_dir, command=command_line(query, out_dir))
+        bundle = write_bundle(ledger, query, out_dir, command=command_line(query, out_dir), links=_export_links())
     click.echo(f"evidence bundle written to {out_dir}: {bundle.describe()}")
     click.echo(f"a third party checks it with: bash {out_dir / 'verify.sh'} (see {out_dir / 'VERIFY.md'})")
     if not bundle.verification.ok:

@@ -400,11 +400,16 @@ def test_a_dossier_the_deploy_gate_wrote_verifies_in_its_bundle(
     today = datetime.now(UTC).date()
     out = tmp_path / "gate"
     args = ["--repo", repo, "--since", today.isoformat(), "--until", today.isoformat(), "--out", str(out)]
+    # The variables the app reads: the bundle's pages link to GitHub and Jira as the dossier page does.
+    monkeypatch.setenv("GITHUB_API_URL", live_app.github.url)
+    monkeypatch.setenv("JIRA_URL", live_app.jira.url)
     result = export(database_url, monkeypatch, *args)
     assert result.exit_code == 0, result.output
     (page,) = (out / "dossiers").glob("*.html")
     html = page.read_text()
     assert sha in html and "Carol Approver" in html and "Ledger verified" in html and "Produced at" in html
+    assert f'href="{live_app.github.url}/{repo}/commit/{sha}"' in html
+    assert f'href="{live_app.jira.url}/browse/PAY-1"' in html
     assert "<script" not in html  # the commit message that tries to inject one is escaped
     (line,) = list(csv.DictReader((out / "index.csv").open()))
     assert line["id"] == str(entry_id) and line["sha"] == sha

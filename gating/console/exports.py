@@ -22,6 +22,7 @@ from typing import IO, Any
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func, select
 
+from gating.console.dossier_view import Links
 from gating.console.dossiers import build_dossier
 from gating.console.queries import DeploymentQuery, deployment_conditions, stream_deployments
 from gating.console.rendering import export_script, render_export_dossier, render_export_index, render_verify_md
@@ -211,6 +212,7 @@ def write_bundle(
     command: str,
     now: datetime | None = None,
     chunk: int = 500,
+    links: Links | None = None,
 ) -> Bundle:
     """Write the evidence bundle for `query` into the new (or empty) directory `out`. Raises BundleError."""
     _prepare(out)
@@ -232,7 +234,7 @@ def write_bundle(
         index = csv.DictWriter(index_file, fieldnames=INDEX_FIELDS, lineterminator="\n")
         index.writeheader()
         for view in stream_deployments(ledger.db, query, EVERYTHING, through=end, chunk=chunk):
-            index.writerow(_write_dossier(out, view, verification, ledger, produced_at))
+            index.writerow(_write_dossier(out, view, verification, ledger, produced_at, links))
     checkpoint = None
     if verification.ok:
         checkpoint = checkpoint_of(end, verification.head_hash, datetime.fromisoformat(produced_at), ledger.signing_key)
@@ -285,7 +287,12 @@ def _write_checkpoint(out: Path, checkpoint: dict[str, Any], keys: set[str]) -> 
 
 
 def _write_dossier(
-    out: Path, view: LedgerEntryView, verification: VerifyResult, ledger: Ledger, produced_at: str
+    out: Path,
+    view: LedgerEntryView,
+    verification: VerifyResult,
+    ledger: Ledger,
+    produced_at: str,
+    links: Links | None,
 ) -> dict[str, Any]:
     """dossiers/<sequence>.json and .html; returns the dossier's line of the index."""
     dossier = build_dossier(view, verification, ledger)
@@ -293,7 +300,7 @@ def _write_dossier(
     files = {"html": f"dossiers/{name}.html", "json": f"dossiers/{name}.json", "entry": f"entries/{name}.json"}
     document = dossier | {"exported": {"produced_at": produced_at, "files": files}}
     (out / files["json"]).write_text(_json_text(document), encoding="utf-8")
-    (out / files["html"]).write_text(render_export_dossier(dossier, produced_at), encoding="utf-8")
+    (out / files["html"]).write_text(render_export_dossier(dossier, produced_at, links), encoding="utf-8")
     summary = dossier["summary"]
     line = {
         "sequence": view.sequence,

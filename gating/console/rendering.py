@@ -72,10 +72,11 @@ def render_dossier(dossier: Mapping[str, Any], *, now: datetime | None = None, l
     return displayable(page.render(d=dossier, v=view, questions=QUESTIONS, produced_at=view["produced_at"]))
 
 
-def render_export_dossier(dossier: Mapping[str, Any], produced_at: str) -> str:
-    """The dossier as a file of an evidence bundle: styles inline, links only to the bundle's files or absolute."""
+def render_export_dossier(dossier: Mapping[str, Any], produced_at: str, links: Links | None = None) -> str:
+    """The dossier as a file of an evidence bundle: styles inline, links only to the bundle's files or absolute
+    (GitHub's and Jira's, built from `links` as the page builds them)."""
     moment = parse_time(produced_at) or datetime.now(UTC)
-    view = dossier_view(dossier, moment, None, dossier.get("range_base"))
+    view = dossier_view(dossier, moment, links, dossier.get("range_base"))
     page = templates().get_template("exports/dossier.html")
     return displayable(page.render(d=dossier, v=view, questions=QUESTIONS, produced_at=view["produced_at"]))
 
