@@ -328,6 +328,25 @@ def test_an_oidc_group_allowed_everything_sees_both(world: World, oidc: OidcSimu
     assert client.get(f"/deployments/{world.secret_id}").status_code == 200
 
 
+def test_groups_only_the_userinfo_endpoint_gives_count_for_the_same_person(world: World, oidc: OidcSimulator) -> None:
+    oidc.groups_in_id_token = False  # as many providers are set up: the groups come from userinfo alone
+    oidc.sign_in_as(SOX)
+    client = world.client()
+    assert sign_in(client, "oidc").status_code == 302 and signed_in(client)
+    assert "sees every repository" in client.get("/").text
+    assert any(r.path == "/userinfo" and r.status == 200 for r in oidc.recorder.requests)
+
+    oidc.userinfo_sub = "sub-someone-else"  # a userinfo answer about another person proves nothing of this one
+    other = world.client()
+    refused = sign_in(other, "oidc")
+    assert refused.status_code == 403 and "Not allowed" in refused.text and not signed_in(other)
+
+    oidc.userinfo_sub = None
+    oidc.faults.fail_path("/userinfo", 500)  # and one that fails leaves no groups, not a guess
+    failed = world.client()
+    assert sign_in(failed, "oidc").status_code == 403 and not signed_in(failed)
+
+
 @pytest.mark.parametrize("person", [STRANGER, UNVERIFIED], ids=["not listed", "unverified e-mail"])
 def test_someone_oidc_access_does_not_name_gets_a_403_and_no_session(
     world: World, oidc: OidcSimulator, person: OidcPerson

@@ -10,7 +10,8 @@ session (server-side) for the session's lifetime, so access removed on GitHub sh
 COUNTERSIGN_SESSION_HOURS at most; signing out and in again refreshes it at once (the list is cached for five
 minutes per user, so that signing in twice in a row asks GitHub once).
 
-With OpenID Connect, the ID token's verified `email` and its `groups` are matched against COUNTERSIGN_OIDC_ACCESS;
+With OpenID Connect, the ID token's verified `email` and its `groups` (else the userinfo endpoint's, for the same
+`sub`) are matched against COUNTERSIGN_OIDC_ACCESS;
 someone it does not name gets a 403 page and no session.
 """
 
@@ -289,7 +290,7 @@ def _finish(signin: SignIn, provider: str) -> Viewer:
         ) from exc
     if provider == "github":
         return _github_viewer(signin, client, token)
-    return _oidc_viewer(signin, token)
+    return _oidc_viewer(signin, client, token)
 
 
 def _id_token_checks(signin: SignIn, provider: str) -> dict[str, Any]:
@@ -357,14 +358,31 @@ def _readable_repositories(signin: SignIn, client: Any, token: dict[str, Any]) -
             yield str(repository["full_name"])
 
 
-def _oidc_viewer(signin: SignIn, token: dict[str, Any]) -> Viewer:
+def _oidc_groups(signin: SignIn, client: Any, token: dict[str, Any], claims: dict[str, Any]) -> list[str]:
+    """The person's groups: the ID token's `groups` claim; when it has none and an access rule names a group, the
+    provider's userinfo endpoint (many providers send groups only there), believed only when its `sub` is the ID
+    token's (OpenID Connect Core 5.3.2). Any failure there means no groups: never more access than proven."""
+    groups = claims.get("groups")
+    if groups is None and any(rule.principal.startswith("group:") for rule in signin.config.oidc_access):
+        try:
+            info = client.userinfo(token=token)
+        except (OAuthError, requests.RequestException, ValueError) as exc:
+            log.warning("signin.userinfo_failed", extra={"reason": type(exc).__name__})
+            return []
+        if info.get("sub") != claims.get("sub"):
+            log.warning("signin.userinfo_refused", extra={"reason": "its sub is not the ID token's"})
+            return []
+        groups = info.get("groups")
+    return [str(group) for group in groups] if isinstance(groups, list) else []
+
+
+def _oidc_viewer(signin: SignIn, client: Any, token: dict[str, Any]) -> Viewer:
     claims = token.get("userinfo")
     if not claims:  # no ID token in the answer, so nothing was verified: a token alone proves no identity
         raise SignInRefused(403, "Sign-in refused", "The provider sent no identity token.", "no id token")
     # An address the provider says it has not verified proves nothing (anyone could have typed it).
     email = claims.get("email") if claims.get("email_verified", True) is not False else None
-    groups = claims.get("groups") or []
-    groups = [str(group) for group in groups] if isinstance(groups, list) else []
+    groups = _oidc_groups(signin, client, token, claims)
     patterns: list[str] = []
     for rule in signin.config.oidc_access:
         if rule.matches(email if isinstance(email, str) else None, groups):

@@ -53,6 +53,9 @@ class OidcSimulator(Served):
         self.codes: dict[str, _Code] = {}
         self.access_tokens: dict[str, OidcPerson] = {}
         self.spoil: dict[str, Any] = {}  # applied to the next ID token only
+        # As many providers are set up: the groups only from the userinfo endpoint, not in the ID token.
+        self.groups_in_id_token = True
+        self.userinfo_sub: str | None = None  # a userinfo answer naming someone else (a provider's mix-up)
         self.faults = Faults()
         self.flask_app = Flask("oidc-simulator")
         self._routes(self.flask_app)
@@ -90,8 +93,9 @@ class OidcSimulator(Served):
             "email": person.email,
             "email_verified": person.email_verified,
             "name": person.name,
-            "groups": list(person.groups),
         }
+        if self.groups_in_id_token:
+            claims["groups"] = list(person.groups)
         if nonce is not None:
             claims["nonce"] = nonce
         with self.lock:
@@ -199,7 +203,7 @@ class OidcSimulator(Served):
         if person is None:
             return Response(status=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
         return jsonify(
-            sub=person.sub,
+            sub=self.userinfo_sub or person.sub,
             email=person.email,
             email_verified=person.email_verified,
             name=person.name,
