@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -76,6 +76,9 @@ class TwoApps:
 
 @pytest.fixture
 def two_apps(settings: Settings, github: GitHubSimulator, jira: JiraSimulator) -> Iterator[TwoApps]:
+    # Both instances' workers take jobs from the one database: with one merge job at a time each, a job held
+    # in A leaves the next delivery to B, as a test that delivers it to B means.
+    settings = replace(settings, workers=1)
     Database(settings.database_url).upgrade()
     servers: list[ServerHandle] = []
     started: list[Services] = []
