@@ -568,12 +568,8 @@ def dossier_view(
             "chain_ok": bool(verification.get("ok")),
             "chain_class": chain_class,
             "chain_words": chain_words,
-            "verdict_class": "ok"
-            if verification.get("entry_verified")
-            else "warn"
-            if _waiting(verification)
-            else "bad",
-            "verdict": _verdict(verification),
+            "verdict_class": VERDICTS[_entry_state(verification)][0],
+            "verdict": VERDICTS[_entry_state(verification)][1],
             "chain_count": plural(int(verification.get("count") or 0), "entry"),
             "first_bad": verification.get("first_bad_sequence"),
             "reason": verification.get("reason"),
@@ -636,24 +632,27 @@ def _checks_answer(required: Sequence[Mapping[str, Any]]) -> str:
     return f"no: {join_words(failed)} had not succeeded"
 
 
-def _waiting(verification: Mapping[str, Any]) -> bool:
-    """Not verified through the entry only because the walk was left to the worker, nothing found wrong."""
-    pending = verification.get("pending")
-    return (
-        isinstance(pending, Mapping)
-        and not pending.get("cache_failed")
-        and verification.get("first_bad_sequence") is None
-    )
+# What the page says of this entry's place in the chain, by `_entry_state`: (class, words).
+VERDICTS = {
+    "verified": ("ok", "Ledger verified:"),
+    "waiting": ("warn", "Not verified yet:"),
+    "unverified": ("bad", "Ledger NOT VERIFIED:"),
+    "broken": ("bad", "Ledger BROKEN:"),
+}
 
 
-def _verdict(verification: Mapping[str, Any]) -> str:
+def _entry_state(verification: Mapping[str, Any]) -> str:
+    """Verified through this entry; waiting for the worker's walk, nothing found wrong; not verified because what was
+    verified before no longer holds (the worker's walk will say where); or broken."""
     if verification.get("entry_verified"):
-        return "Ledger verified:"
-    if _waiting(verification):
-        return "Not verified yet:"
-    if verification.get("first_bad_sequence") is None and verification.get("reason"):
-        return "Ledger NOT VERIFIED:"  # what was verified before no longer holds; the worker's walk will say where
-    return "Ledger BROKEN:"
+        return "verified"
+    pending = verification.get("pending")
+    if isinstance(pending, Mapping):
+        if pending.get("cache_failed"):
+            return "unverified"
+        if verification.get("first_bad_sequence") is None:
+            return "waiting"
+    return "broken"
 
 
 def _chain_state(verification: Mapping[str, Any]) -> tuple[str, str]:
@@ -669,14 +668,15 @@ def _chain_state(verification: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _integrity_answer(verification: Mapping[str, Any], full: Any, now: datetime) -> str:
-    if not verification.get("entry_verified"):
-        if _waiting(verification):
-            return (
-                "not yet: the chain has not been verified through this entry "
-                f"({(verification.get('pending') or {}).get('reason')}); reload in a minute or two"
-            )
-        if verification.get("first_bad_sequence") is None and verification.get("reason"):
-            return f"no: the ledger is not verified through this entry ({verification.get('reason')})"
+    state = _entry_state(verification)
+    if state == "waiting":
+        return (
+            "not yet: the chain has not been verified through this entry "
+            f"({(verification.get('pending') or {}).get('reason')}); reload in a minute or two"
+        )
+    if state == "unverified":
+        return f"no: the ledger is not verified through this entry ({verification.get('reason')})"
+    if state == "broken":
         return "no: the ledger does not verify through this entry"
     text = "yes: this entry's hash matches its content and the chain verifies through it"
     if not verification.get("ok"):
